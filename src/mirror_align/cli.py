@@ -1,0 +1,58 @@
+"""The `mirror-align` command: one entry point, one module per subcommand in `commands/`.
+
+Each command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+Usable as ``python -m mirror_align.cli`` (e.g. under torchrun).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mirror_align.errors import UserInputError
+from mirror_align.headless import configure_headless_rendering
+
+# Module names under mirror_align.commands, in the order `--help` lists them.
+COMMAND_MODULES: list[str] = [
+    "demo",
+    "probe",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per command module."""
+    from mirror_align import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="mirror-align",
+        description="Embodied representation alignment with mirror neurons.",
+    )
+    parser.add_argument("--version", action="version", version=f"mirror-align {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(f"mirror_align.commands.{module_name}")
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command; bad input exits 2 with one error line."""
+    configure_headless_rendering()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except UserInputError as err:
+        print(f"mirror-align {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mirror-align {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
