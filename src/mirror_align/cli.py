@@ -17,6 +17,8 @@ from mirror_align.headless import configure_headless_rendering
 COMMAND_MODULES: list[str] = [
     "demo",
     "probe",
+    "dataset",
+    "import_rlbench",
 ]
 
 
