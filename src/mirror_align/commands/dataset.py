@@ -1,0 +1,74 @@
+"""`mirror-align dataset info|verify DIR`: summarise or check a dataset folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+NAME = "dataset"
+HELP = "Inspect a dataset folder: `info` (counts, size on disk) or `verify` (schema, checksums)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="dataset_command", metavar="ACTION")
+    sub.required = True
+    info = sub.add_parser("info", help="episodes per split, task and variation; size on disk")
+    info.add_argument("dir", help="dataset folder")
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    verify = sub.add_parser("verify", help="check schema and per-episode checksums")
+    verify.add_argument("dir", help="dataset folder")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _print_info(summary: dict) -> None:
+    print(
+        f"{summary['root']}: {summary['episodes']} episodes ({summary['failed']} failed demos), "
+        f"{_size(summary['bytes_on_disk'])} on disk, {_size(summary['bytes_per_episode'])}/episode"
+    )
+    print(
+        f"  schema v{summary['schema_version']}, source {summary['source']}, made by "
+        f"{summary['created_by'].get('package')} {summary['created_by'].get('version')}; "
+        f"{summary['image_size']} px, {summary['video_frames']} video frames, "
+        f"{len(summary['cameras'])} cameras, depth {summary['depth_dtype']}, "
+        f"{summary['num_tasks']} tasks, {summary['num_instructions']} instructions"
+    )
+    for split, node in summary["splits"].items():
+        print(
+            f"  {split}: {node['episodes']} episodes, {node['failed']} failed, "
+            f"{node['keyframes']} keyframe transitions"
+        )
+        for task, counts in node["tasks"].items():
+            variations = " ".join(f"v{v}:{n}" for v, n in counts["variations"].items())
+            print(f"    {task}: {counts['episodes']} ({counts['failed']} failed)  {variations}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mirror_align.data.reader import DatasetReader
+    from mirror_align.data.verify import verify_dataset
+
+    if args.dataset_command == "info":
+        summary = DatasetReader(args.dir).summary()
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            _print_info(summary)
+        return 0
+    from tqdm import tqdm
+
+    with tqdm(desc="verify", unit="episode", file=sys.stderr, leave=False) as bar:
+        problems, checked = verify_dataset(args.dir, progress=bar.update)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{args.dir}: {len(problems)} problem(s) in {checked} episodes", file=sys.stderr)
+        return 1
+    print(f"{args.dir}: ok, {checked} episodes match the schema and their checksums")
+    return 0
