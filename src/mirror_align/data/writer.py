@@ -155,6 +155,7 @@ class DatasetWriter:
             episode.episode_id = self.next_episode_id()
         if episode.episode_id in self.entries:
             raise UserInputError(f"episode_id {episode.episode_id} is already in {self.root}")
+        self.meta.task_id(episode.task)  # an unknown task is named as such, with the valid ones
         row = self.meta.instruction_for(episode.task, episode.variation_id)
         if episode.instruction_id < 0:
             episode.instruction_id = row.instruction_id
