@@ -19,6 +19,9 @@ COMMAND_MODULES: list[str] = [
     "probe",
     "dataset",
     "import_rlbench",
+    "tasks",
+    "validate",
+    "show",
 ]
 
 
