@@ -71,5 +71,5 @@ class Aligner(nn.Module):
             u2e=float(parts["u2e"]),
             e2u=float(parts["e2u"]),
             mi_lower_bound=mi_lower_bound(loss.detach(), batch_size),
-            tau=float(self.criterion.tau),
+            tau=float(self.criterion.tau.detach()),
         )

@@ -1,17 +1,39 @@
 """The bidirectional InfoNCE alignment loss (paper Eq. 2) and its mutual-information bound.
 
 Shapes: ``z_u`` and ``z_e`` are ``[B, D]`` and index-aligned (row i of each is a positive pair).
-Similarities are cosine similarities divided by the temperature ``tau``.
+Logits are cosine similarities divided by the temperature ``tau``; losses are in nats.
 
 Two modes:
 
 * single-positive (the paper): row i's only positive is column i;
 * multi-positive: every pair sharing the pairing key is a positive. Each direction uses SupCon's
   L_out, the mean over positives of -log softmax, i.e. cross-entropy against ``P / P.sum(1)``.
-  With unique keys it equals the single-positive loss exactly.
+  With unique keys it equals the single-positive loss exactly (same arithmetic, bit for bit).
 
-One ``B x B`` similarity matrix serves both directions: u->e normalises over its rows, e->u over
-its columns, so there is no second matrix product.
+Two implementations compute the same numbers:
+
+* ``fused`` (the default on one process): a custom autograd function with the closed-form
+  gradient. One ``B x B`` similarity matrix serves both directions (u->e normalises its rows,
+  e->u its columns); the forward pass turns it into ``dL/dlogits = (softmax_rows + softmax_cols) /
+  2B`` minus the positives' target weights, and only that matrix is kept for the backward pass,
+  which costs two ``[B, B] x [B, D]`` products. The positives never need a ``B x B`` mask: within a
+  key group every item has the same number of positives, so their contribution is a group mean
+  of features (``O(B D)``), which is why multi-positive costs about the same as single-positive.
+* ``autograd``: the same maths written with plain differentiable ops. It is used with
+  ``torch.distributed`` (where each rank's anchors face the gathered batch) and as a check.
+
+Distributed semantics (``gather=True`` with an initialised process group, every rank holding
+``b`` rows): every rank gathers the normalised features of all ranks with gradient and returns the
+loss of *its own* ``b`` anchors against the global ``world * b`` candidates, in both directions.
+Hence
+
+* the mean over ranks of the per-rank losses equals the single-process loss on the concatenated
+  batch (the global ``B = world * b``);
+* after ``backward()`` of the per-rank loss, each rank's gradient w.r.t. its local features equals
+  ``world`` times the slice of the single-process gradient, because the gather's backward sums
+  what every rank computed for that slice. DistributedDataParallel averages parameter gradients
+  over ranks, which divides by ``world`` again: the averaged parameter gradients equal those of
+  the single-process loss on the global batch. Without DDP, divide by the world size yourself.
 """
 
 from __future__ import annotations
@@ -24,6 +46,11 @@ from torch import nn
 
 from mirror_align.align.distributed import gather_features, gather_keys, rank_and_world_size
 from mirror_align.errors import UserInputError
+
+IMPLEMENTATIONS = ("auto", "fused", "autograd")
+
+# F.normalize's default: vectors shorter than this are divided by it instead of their norm.
+NORM_EPS = 1e-12
 
 
 def positive_mask(keys_rows: torch.Tensor, keys_cols: torch.Tensor) -> torch.Tensor:
@@ -70,33 +97,172 @@ def info_nce_logits(
     return terms[0], terms[1]
 
 
+def _group_means(x: torch.Tensor, group: torch.Tensor | None, counts: torch.Tensor | None):
+    """Row i replaced by the mean of the rows sharing its key group (``x`` itself when no keys)."""
+    if group is None:
+        return x
+    sums = torch.zeros(counts.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
+    sums.index_add_(0, group, x)
+    return (sums / counts.to(x.dtype).unsqueeze(1))[group]
+
+
+def _normalize_backward(grad_hat: torch.Tensor, x_hat: torch.Tensor, norm: torch.Tensor):
+    """Gradient through ``x_hat = x / max(|x|, eps)`` given ``dL/dx_hat`` (rows are vectors)."""
+    radial = (grad_hat * x_hat).sum(1, keepdim=True)
+    # Below eps the divisor is the constant eps, so no radial component is removed.
+    radial = radial * (norm > NORM_EPS).to(radial.dtype)
+    return (grad_hat - x_hat * radial) / norm.clamp_min(NORM_EPS)
+
+
+class _FusedInfoNCE(torch.autograd.Function):
+    """Bidirectional InfoNCE on raw features with the closed-form gradient.
+
+    Inputs: ``z_u, z_e [B, D]``, ``scale`` (0-d, = 1/tau), and optionally ``group [B]`` (int64,
+    the key group of each row) with ``counts [G]`` (the size of each group). Outputs: the loss and
+    the detached u->e and e->u terms.
+    """
+
+    @staticmethod
+    def forward(ctx, z_u, z_e, scale, group, counts):
+        batch = z_u.shape[0]
+        norm_u = torch.linalg.vector_norm(z_u, dim=1, keepdim=True)
+        norm_e = torch.linalg.vector_norm(z_e, dim=1, keepdim=True)
+        u_hat = z_u / norm_u.clamp_min(NORM_EPS)
+        e_hat = z_e / norm_e.clamp_min(NORM_EPS)
+        logits = torch.mm(u_hat * scale, e_hat.T)
+
+        # Each direction's positive logit, averaged over the row's positives (one positive when
+        # there are no keys): scale * u_i . mean(e_j over i's group), and the same for e.
+        e_bar = _group_means(e_hat, group, counts)
+        u_bar = _group_means(u_hat, group, counts)
+        positive_u2e = (u_hat * e_bar).sum(1) * scale
+        positive_e2u = (e_hat * u_bar).sum(1) * scale
+
+        max_rows = logits.amax(1, keepdim=True)
+        max_cols = logits.amax(0, keepdim=True)
+        work = torch.sub(logits, max_rows).exp_()
+        lse_rows = work.sum(1).log_() + max_rows.squeeze(1)
+        torch.sub(logits, max_cols, out=work).exp_()
+        sum_cols = work.sum(0)
+        lse_cols = sum_cols.log() + max_cols.squeeze(0)
+
+        loss_u2e = (lse_rows - positive_u2e).mean()
+        loss_e2u = (lse_cols - positive_e2u).mean()
+        loss = 0.5 * (loss_u2e + loss_e2u)
+
+        if any(ctx.needs_input_grad[:3]):
+            # dL/dlogits without the positives: (softmax over rows + softmax over columns) / 2B.
+            # ``work`` holds exp(logits - max_cols); ``logits`` becomes the row softmax in place.
+            half = 0.5 / batch
+            work.mul_(half / sum_cols)
+            logits.sub_(lse_rows.unsqueeze(1)).exp_()
+            grad_logits = work.add_(logits, alpha=half)
+            del logits
+            ctx.save_for_backward(u_hat, e_hat, norm_u, norm_e, u_bar, e_bar, grad_logits, scale)
+        ctx.mark_non_differentiable(loss_u2e, loss_e2u)
+        return loss, loss_u2e.detach(), loss_e2u.detach()
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_u2e, _grad_e2u):
+        u_hat, e_hat, norm_u, norm_e, u_bar, e_bar, grad_logits, scale = ctx.saved_tensors
+        batch = u_hat.shape[0]
+        # dL/dlogits = grad_logits - W with W_ij = [i ~ j] / (B * group size), so
+        # W @ e_hat = e_bar / B and W.T @ u_hat = u_bar / B: no B x B mask is needed.
+        d_u = torch.mm(grad_logits, e_hat).sub_(e_bar, alpha=1.0 / batch)
+        d_e = torch.mm(grad_logits.T, u_hat).sub_(u_bar, alpha=1.0 / batch)
+        grad_u = grad_e = grad_scale = None
+        if ctx.needs_input_grad[0]:
+            grad_u = _normalize_backward(d_u * (scale * grad_loss), u_hat, norm_u)
+        if ctx.needs_input_grad[1]:
+            grad_e = _normalize_backward(d_e * (scale * grad_loss), e_hat, norm_e)
+        if ctx.needs_input_grad[2]:
+            # logits = scale * u_hat @ e_hat.T, so dL/dscale = sum_ij dL/dlogits_ij (u_i . e_j).
+            grad_scale = ((d_u * u_hat).sum() * grad_loss).reshape(scale.shape)
+        return grad_u, grad_e, grad_scale, None, None
+
+
+def _check_inputs(z_u: torch.Tensor, z_e: torch.Tensor, tau, keys: torch.Tensor | None) -> None:
+    if z_u.ndim != 2 or z_e.ndim != 2 or z_u.shape != z_e.shape:
+        raise UserInputError(
+            "alignment loss: z_u and z_e must both be [B, D] with the same B and D, got "
+            f"{tuple(z_u.shape)} and {tuple(z_e.shape)}"
+        )
+    if z_u.shape[0] == 0:
+        raise UserInputError("alignment loss: the batch is empty (B = 0)")
+    if not (z_u.is_floating_point() and z_e.is_floating_point()) or z_u.dtype != z_e.dtype:
+        raise UserInputError(
+            f"alignment loss: z_u and z_e must share one floating dtype, got {z_u.dtype} and {z_e.dtype}"
+        )
+    tau_value = float(tau.detach()) if isinstance(tau, torch.Tensor) else float(tau)
+    if not (math.isfinite(tau_value) and tau_value > 0):
+        raise UserInputError(
+            f"alignment loss: tau must be a positive finite number, got {tau_value}"
+        )
+    if keys is not None:
+        if keys.ndim != 1 or keys.shape[0] != z_u.shape[0]:
+            raise UserInputError(
+                f"alignment loss: keys must be a 1-D tensor of {z_u.shape[0]} pairing keys "
+                f"(one per row), got shape {tuple(keys.shape)}"
+            )
+        if keys.is_floating_point() or keys.is_complex():
+            raise UserInputError(f"alignment loss: keys must be integers, got dtype {keys.dtype}")
+
+
 def alignment_loss(
     z_u: torch.Tensor,
     z_e: torch.Tensor,
     tau: float | torch.Tensor = 0.1,
     keys: torch.Tensor | None = None,
     gather: bool = True,
+    *,
+    implementation: str = "auto",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Bidirectional InfoNCE (paper Eq. 2) between index-aligned ``z_u [B, D]`` and ``z_e [B, D]``.
 
-    ``keys [B]`` (integers) switches on multi-positive mode. With ``torch.distributed`` initialised
-    and ``gather=True``, features and keys of all ranks are gathered (with gradient) so that every
-    rank sees the global batch as negatives; this rank's rows are the anchors.
+    ``tau`` is a float or a 0-d tensor (gradient flows into it). ``keys [B]`` (integers) switches
+    on multi-positive mode. With ``torch.distributed`` initialised and ``gather=True``, features
+    and keys of all ranks are gathered (with gradient) so that every rank sees the global batch as
+    negatives and this rank's rows are the anchors; see the module docstring for how losses and
+    gradients relate to the single-process ones. ``implementation`` is ``"auto"`` (fused on one
+    process, autograd when gathering), ``"fused"`` or ``"autograd"``.
 
     Returns ``(loss, parts)`` with ``parts`` holding ``u2e``, ``e2u`` (nats, detached) and
     ``batch_size`` (the global B, used by the MI bound).
     """
-    if z_u.ndim != 2 or z_e.ndim != 2 or z_u.shape[0] != z_e.shape[0]:
+    if implementation not in IMPLEMENTATIONS:
         raise UserInputError(
-            f"alignment loss: z_u and z_e must be [B, D] with equal B, got {tuple(z_u.shape)} and {tuple(z_e.shape)}"
+            f"alignment loss: unknown implementation {implementation!r}; choose one of "
+            f"{', '.join(IMPLEMENTATIONS)}"
         )
-    if keys is not None and keys.shape[0] != z_u.shape[0]:
-        raise UserInputError(f"alignment loss: keys has {keys.shape[0]} entries for a batch of {z_u.shape[0]}")
-    z_u = F.normalize(z_u, dim=-1)
-    z_e = F.normalize(z_e, dim=-1)
+    _check_inputs(z_u, z_e, tau, keys)
     rank, world = rank_and_world_size()
-    if gather and world > 1:
+    distributed = gather and world > 1
+    if implementation == "fused" and distributed:
+        raise UserInputError(
+            "alignment loss: implementation 'fused' works on one process; use 'auto' or 'autograd' "
+            "with torch.distributed, or gather=False"
+        )
+    if implementation == "auto":
+        implementation = "autograd" if distributed else "fused"
+
+    if implementation == "fused":
+        scale = 1.0 / tau if isinstance(tau, torch.Tensor) else torch.tensor(1.0 / float(tau))
+        scale = scale.to(dtype=z_u.dtype, device=z_u.device)
+        group = counts = None
+        if keys is not None:
+            _, group, counts = torch.unique(keys, return_inverse=True, return_counts=True)
+        if not torch.is_grad_enabled():
+            # Inside the function needs_input_grad ignores no_grad mode; detaching skips the
+            # gradient work of the forward pass.
+            z_u, z_e, scale = z_u.detach(), z_e.detach(), scale.detach()
+        loss, loss_u2e, loss_e2u = _FusedInfoNCE.apply(z_u, z_e, scale, group, counts)
+        batch_size = z_u.shape[0]
+    elif distributed:
+        z_u = F.normalize(z_u, dim=-1, eps=NORM_EPS)
+        z_e = F.normalize(z_e, dim=-1, eps=NORM_EPS)
         all_u, all_e = gather_features(z_u), gather_features(z_e)
+        if all_u.shape[0] != world * z_u.shape[0]:
+            raise UserInputError("alignment loss: every rank must hold the same batch size")
         offset = rank * z_u.shape[0]
         logits_u2e = z_u @ all_e.T / tau
         logits_e2u = z_e @ all_u.T / tau
@@ -104,13 +270,16 @@ def alignment_loss(
         if keys is not None:
             mask = positive_mask(keys, gather_keys(keys))
         loss_u2e, loss_e2u = info_nce_logits(logits_u2e, logits_e2u, offset, mask, mask)
+        loss = 0.5 * (loss_u2e + loss_e2u)
         batch_size = all_u.shape[0]
     else:
+        z_u = F.normalize(z_u, dim=-1, eps=NORM_EPS)
+        z_e = F.normalize(z_e, dim=-1, eps=NORM_EPS)
         logits = z_u @ z_e.T / tau
         mask = None if keys is None else positive_mask(keys, keys)
         loss_u2e, loss_e2u = info_nce_logits(logits, mask_u2e=mask)
+        loss = 0.5 * (loss_u2e + loss_e2u)
         batch_size = z_u.shape[0]
-    loss = 0.5 * (loss_u2e + loss_e2u)
     parts = {
         "u2e": loss_u2e.detach(),
         "e2u": loss_e2u.detach(),
@@ -122,17 +291,42 @@ def alignment_loss(
 def mi_lower_bound(loss: float | torch.Tensor, batch_size: int) -> float:
     """``log(B) - L_align`` in nats (paper Appendix A, Eq. 21).
 
-    The bound saturates at ``log B``: no batch of size B can certify more than ``log B`` nats, however
-    strongly the two representations depend on each other. Compare values at the same B.
+    The bound saturates at ``log B``: since the loss is non-negative, no batch of size B can
+    certify more than ``log B`` nats, however strongly the two representations depend on each
+    other. Compare values at the same B. In multi-positive mode a row with k positives has a loss
+    of at least ``log k``, so the value there is a looser, key-aware quantity.
     """
     return math.log(batch_size) - float(loss)
+
+
+class _ClampWithRecovery(torch.autograd.Function):
+    """``clamp(x, low, high)`` whose gradient is not lost at the bounds.
+
+    A plain clamp has zero gradient outside the range, so a learnable temperature that hit a bound
+    would stay there for good. This one passes the gradient when a descent step would move ``x``
+    back towards the range, and blocks it when the step would push ``x`` further out.
+    """
+
+    @staticmethod
+    def forward(ctx, x, low: float, high: float):
+        ctx.save_for_backward(x)
+        ctx.low, ctx.high = low, high
+        return x.clamp(low, high)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        inside = (x >= ctx.low) & (x <= ctx.high)
+        recovering = ((x < ctx.low) & (grad < 0)) | ((x > ctx.high) & (grad > 0))
+        return grad * (inside | recovering).to(grad.dtype), None, None
 
 
 class AlignmentLoss(nn.Module):
     """The alignment loss as a module, with a fixed or learnable temperature.
 
     A learnable ``tau`` is stored as ``log(1/tau)`` (CLIP's logit scale) and clamped to
-    ``[tau_min, tau_max]`` so it can run neither to 0 nor to infinity.
+    ``[tau_min, tau_max]`` so it can run neither to 0 nor to infinity; at a bound it still
+    receives the gradient that would bring it back. A fixed ``tau`` only has to be positive.
     """
 
     def __init__(
@@ -145,10 +339,18 @@ class AlignmentLoss(nn.Module):
         gather: bool = True,
     ) -> None:
         super().__init__()
-        if not tau_min <= tau <= tau_max:
-            raise UserInputError(f"tau: {tau} is outside [{tau_min}, {tau_max}]")
+        if not (math.isfinite(tau) and tau > 0):
+            raise UserInputError(f"tau: must be a positive number, got {tau}")
+        if learnable_tau:
+            if not 0 < tau_min < tau_max:
+                raise UserInputError(f"tau: need 0 < tau_min < tau_max, got {tau_min}, {tau_max}")
+            if not tau_min <= tau <= tau_max:
+                raise UserInputError(
+                    f"tau: {tau} is outside [tau_min, tau_max] = [{tau_min}, {tau_max}]"
+                )
         self.multi_positive = multi_positive
         self.gather = gather
+        self.learnable_tau = learnable_tau
         self.tau_min, self.tau_max = tau_min, tau_max
         log_scale = torch.tensor(math.log(1.0 / tau))
         if learnable_tau:
@@ -158,14 +360,21 @@ class AlignmentLoss(nn.Module):
 
     @property
     def tau(self) -> torch.Tensor:
-        """The current temperature (a scalar tensor, clamped)."""
-        scale = self.log_scale.clamp(math.log(1.0 / self.tau_max), math.log(1.0 / self.tau_min)).exp()
-        return 1.0 / scale
+        """The current temperature (a scalar tensor; clamped when learnable)."""
+        log_scale = self.log_scale
+        if self.learnable_tau:
+            low, high = math.log(1.0 / self.tau_max), math.log(1.0 / self.tau_min)
+            log_scale = _ClampWithRecovery.apply(log_scale, low, high)
+        return torch.exp(-log_scale)
 
     def forward(
         self, z_u: torch.Tensor, z_e: torch.Tensor, keys: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``(loss, parts)`` for ``z_u, z_e [B, D]``; ``keys [B]`` is used in multi-positive mode."""
         if self.multi_positive and keys is None:
-            raise UserInputError("alignment loss: multi-positive mode needs the pairing keys")
-        return alignment_loss(z_u, z_e, self.tau, keys if self.multi_positive else None, self.gather)
+            raise UserInputError(
+                "alignment loss: multi-positive mode needs the pairing keys (keys=[B] integers)"
+            )
+        return alignment_loss(
+            z_u, z_e, self.tau, keys if self.multi_positive else None, self.gather
+        )
