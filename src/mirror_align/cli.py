@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "probe",
     "dataset",
     "import_rlbench",
+    "generate",
     "tasks",
     "validate",
     "show",
