@@ -1,0 +1,260 @@
+"""Typed configs of the reference models, with the `tiny`, `quick` and `paper` presets.
+
+* ``tiny``: for tests; a few optimisation steps take seconds.
+* ``quick``: the CPU default (18 tasks at 64 px); sized so that one AU or EE training fits in
+  minutes on 2 cores (``benchmarks/bench_models.py`` prints the measured samples/s).
+* ``paper``: ViCLIP-B/16-like for AU and Table 5 of the supplement for EE (8 layers, embedding
+  128, MLP 512, batch 192, learning rate 1.25e-5). GPU scale; not run in CI.
+
+The configs are plain dataclasses so that ``mirror_align.config.config_from_dict`` can rebuild
+them from a checkpoint's ``config.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mirror_align.errors import UserInputError
+
+PRESETS = ("tiny", "quick", "paper")
+
+# x, y, z lower corner then upper corner, metres (docs/interfaces.md, mirror_align.sim.WORKSPACE_BOUNDS).
+DEFAULT_WORKSPACE_BOUNDS = (-0.45, -0.45, 0.0, 0.45, 0.45, 0.6)
+
+
+@dataclass
+class TextConfig:
+    """The instruction encoder (``models/text.py``)."""
+
+    # "learned": a transformer over word tokens, vocabulary built from the instruction table;
+    # "huggingface" / "sentence-transformers": a pretrained model loaded from ``path`` (local only).
+    kind: Literal["learned", "huggingface", "sentence-transformers"] = "learned"
+    # Learned encoder: token embedding width.
+    width: int = 64
+    # Learned encoder: transformer layers over the word tokens.
+    depth: int = 1
+    # Learned encoder: attention heads (must divide ``width``).
+    heads: int = 4
+    # Learned encoder: MLP hidden width as a multiple of ``width``.
+    mlp_ratio: float = 4.0
+    # Pretrained encoder: a local directory holding the model and its tokenizer.
+    path: str | None = None
+    # Pretrained encoder: keep its weights fixed (features are then computed once and cached).
+    freeze: bool = False
+    # Pretrained encoder: learning-rate multiplier when fine-tuned (the paper: 5% of the video
+    # encoder's); the learned encoder always trains at the full rate.
+    lr_scale: float = 0.05
+    # Pretrained encoder: tokenizer truncation length, in tokens.
+    max_length: int = 64
+
+
+@dataclass
+class VideoTextConfig:
+    """The AU model: a ViCLIP-like video ViT plus a text encoder (``models/video_text.py``)."""
+
+    # Frame side in pixels the encoder works at; clips of another size are resized to it.
+    image_size: int = 64
+    # Patch side in pixels (Conv3d kernel (1, p, p)); must divide ``image_size``.
+    patch_size: int = 16
+    # Frames per clip; a clip with another T is sampled uniformly to this many frames.
+    num_frames: int = 8
+    # Transformer width of the video encoder; also the size of the representation ``u``.
+    width: int = 128
+    # Video transformer layers.
+    depth: int = 4
+    # Attention heads (must divide ``width``).
+    heads: int = 4
+    # MLP hidden width as a multiple of ``width``.
+    mlp_ratio: float = 4.0
+    # MLP activation; ViCLIP/CLIP use "quick_gelu" (needed to reuse their weights).
+    activation: Literal["gelu", "quick_gelu"] = "gelu"
+    # Fraction of patch tokens dropped at random during training (ViCLIP: 0.9); none at evaluation.
+    mask_ratio: float = 0.5
+    # Size of the joint video-text space.
+    embed_dim: int = 128
+    # Temperature of the video-text contrastive loss (supplement C.1: tau_vclip = 0.05).
+    tau: float = 0.05
+    # Gather features over DDP ranks so that every rank sees the global batch as negatives.
+    gather_negatives: bool = False
+    # Per-channel RGB mean and std on the [0, 1] scale used to normalise frames.
+    pixel_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    pixel_std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    # The instruction encoder.
+    text: TextConfig = field(default_factory=TextConfig)
+    # Suggested optimisation settings at this scale (read by the trainer): batch size and peak lr.
+    batch_size: int = 64
+    lr: float = 1e-3
+
+
+@dataclass
+class PolicyConfig:
+    """The EE model: an ARP-like keyframe policy on a multi-view transformer (``models/policy.py``)."""
+
+    # Image side in pixels (images must have this size; heatmaps have it too).
+    image_size: int = 64
+    # Number of cameras (front, left_shoulder, right_shoulder, wrist).
+    num_views: int = 4
+    # Patch side in pixels; must divide ``image_size``.
+    patch_size: int = 8
+    # Transformer width of the backbone and the action head.
+    width: int = 64
+    # Layers of attention within each view.
+    view_depth: int = 2
+    # Layers of attention across all views, the language tokens and the proprioception token.
+    joint_depth: int = 2
+    # Layers of the causal action transformer (self-attention over action tokens + cross-attention
+    # to the visual and language tokens).
+    action_depth: int = 2
+    # Attention heads (must divide ``width``).
+    heads: int = 4
+    # MLP hidden width as a multiple of ``width``.
+    mlp_ratio: float = 4.0
+    # Channels of the per-pixel features the position heatmaps are read from.
+    heatmap_dim: int = 16
+    # Standard deviation, in pixels, of the Gaussian heatmap target around the projected position.
+    heatmap_sigma: float = 1.5
+    # Rotation bin width in degrees; 5 gives the paper's 72 bins per Euler angle.
+    rotation_resolution: float = 5.0
+    # Workspace (x_min, y_min, z_min, x_max, y_max, z_max) in metres: normalises points and bounds
+    # the candidate grid of the 3D lifting.
+    workspace_bounds: tuple[float, ...] = DEFAULT_WORKSPACE_BOUNDS
+    # Spacing in metres of the coarse candidate grid over the workspace used to lift heatmaps to 3D.
+    lift_grid_step: float = 0.02
+    # Refinement rounds of the lifting; each searches a 7x7x7 grid a third as fine around the best.
+    lift_refinements: int = 2
+    # The instruction encoder.
+    text: TextConfig = field(default_factory=TextConfig)
+    # Suggested optimisation settings at this scale (read by the trainer): batch size and peak lr.
+    batch_size: int = 32
+    lr: float = 1e-3
+
+    @property
+    def rotation_bins(self) -> int:
+        """Bins per Euler angle (72 at 5 degrees)."""
+        return round(360.0 / self.rotation_resolution)
+
+
+def _check_divides(name: str, small: int, big: int, what: str) -> None:
+    if small <= 0 or big % small:
+        raise UserInputError(f"{name}: {small} must be positive and divide {what} ({big})")
+
+
+def validate_text(cfg: TextConfig, where: str = "text") -> None:
+    """Raise ``UserInputError`` naming the field when ``cfg`` is inconsistent."""
+    if cfg.kind == "learned":
+        _check_divides(f"{where}.heads", cfg.heads, cfg.width, f"{where}.width")
+        if cfg.depth < 1:
+            raise UserInputError(f"{where}.depth: must be >= 1, got {cfg.depth}")
+    elif not cfg.path:
+        raise UserInputError(f"{where}.path: kind={cfg.kind!r} needs a local model directory")
+
+
+def validate_video_text(cfg: VideoTextConfig) -> None:
+    """Raise ``UserInputError`` naming the field when ``cfg`` is inconsistent."""
+    _check_divides("patch_size", cfg.patch_size, cfg.image_size, "image_size")
+    _check_divides("heads", cfg.heads, cfg.width, "width")
+    if not 0.0 <= cfg.mask_ratio < 1.0:
+        raise UserInputError(f"mask_ratio: must be in [0, 1), got {cfg.mask_ratio}")
+    if cfg.tau <= 0:
+        raise UserInputError(f"tau: must be positive, got {cfg.tau}")
+    if len(cfg.pixel_mean) != 3 or len(cfg.pixel_std) != 3:
+        raise UserInputError("pixel_mean, pixel_std: need 3 values each (R, G, B)")
+    validate_text(cfg.text)
+
+
+def validate_policy(cfg: PolicyConfig) -> None:
+    """Raise ``UserInputError`` naming the field when ``cfg`` is inconsistent."""
+    _check_divides("patch_size", cfg.patch_size, cfg.image_size, "image_size")
+    _check_divides("heads", cfg.heads, cfg.width, "width")
+    if abs(360.0 / cfg.rotation_resolution - cfg.rotation_bins) > 1e-6:
+        raise UserInputError(f"rotation_resolution: {cfg.rotation_resolution} must divide 360")
+    bounds = cfg.workspace_bounds
+    if len(bounds) != 6 or any(bounds[i] >= bounds[i + 3] for i in range(3)):
+        raise UserInputError(
+            f"workspace_bounds: need (x_min, y_min, z_min, x_max, y_max, z_max) with min < max, got {bounds}"
+        )
+    if cfg.lift_grid_step <= 0:
+        raise UserInputError(f"lift_grid_step: must be positive, got {cfg.lift_grid_step}")
+    validate_text(cfg.text)
+
+
+def _check_preset(name: str) -> None:
+    if name not in PRESETS:
+        raise UserInputError(f"model preset: unknown {name!r}; choose one of {', '.join(PRESETS)}")
+
+
+def video_text_preset(name: str) -> VideoTextConfig:
+    """The AU config of preset ``name`` (tiny, quick or paper)."""
+    _check_preset(name)
+    if name == "tiny":
+        return VideoTextConfig(
+            image_size=32,
+            patch_size=8,
+            num_frames=4,
+            width=32,
+            depth=2,
+            heads=2,
+            mask_ratio=0.5,
+            embed_dim=32,
+            text=TextConfig(width=32, depth=1, heads=2),
+            batch_size=8,
+            lr=1e-3,
+        )
+    if name == "quick":
+        return VideoTextConfig()
+    # ViCLIP-B/16: 224 px, patch 16, 8 frames, width 768, 12 layers, 12 heads, 512-d joint space,
+    # 90% masking in training; the text encoder fine-tunes at 5% of the video lr (1e-5).
+    return VideoTextConfig(
+        image_size=224,
+        patch_size=16,
+        num_frames=8,
+        width=768,
+        depth=12,
+        heads=12,
+        activation="quick_gelu",
+        mask_ratio=0.9,
+        embed_dim=512,
+        text=TextConfig(width=512, depth=12, heads=8),
+        batch_size=192,
+        lr=1e-5,
+    )
+
+
+def policy_preset(name: str) -> PolicyConfig:
+    """The EE config of preset ``name`` (tiny, quick or paper)."""
+    _check_preset(name)
+    if name == "tiny":
+        return PolicyConfig(
+            image_size=32,
+            patch_size=8,
+            width=32,
+            view_depth=1,
+            joint_depth=1,
+            action_depth=1,
+            heads=2,
+            heatmap_dim=8,
+            text=TextConfig(width=32, depth=1, heads=2),
+            batch_size=8,
+            lr=1e-3,
+        )
+    if name == "quick":
+        return PolicyConfig()
+    # Supplement Table 5: 8 backbone layers (4 within views + 4 across), embedding 128, MLP 512,
+    # 128 px RGB-D from 4 cameras, batch 96*2, lr 1.25e-5 (LAMB, cosine). The action-head depth is
+    # not given in the paper; 4 is our choice.
+    return PolicyConfig(
+        image_size=128,
+        patch_size=8,
+        width=128,
+        view_depth=4,
+        joint_depth=4,
+        action_depth=4,
+        heads=8,
+        mlp_ratio=4.0,
+        heatmap_dim=32,
+        heatmap_sigma=2.0,
+        text=TextConfig(width=128, depth=2, heads=8),
+        batch_size=192,
+        lr=1.25e-5,
+    )

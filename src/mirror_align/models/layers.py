@@ -1,0 +1,151 @@
+"""Transformer building blocks shared by the reference models.
+
+Pre-norm blocks on ``[B, S, D]`` sequences. Attention uses a fused ``qkv`` linear whose weight
+rows are ``[q; k; v]``, the layout of ``nn.MultiheadAttention.in_proj_weight``, so CLIP/ViCLIP
+weights map onto it without reshuffling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ModelOutput:
+    """One forward pass of a reference model.
+
+    ``loss`` is the scalar training loss (with gradient); ``terms`` holds its parts, detached, by
+    name; ``representation`` is the ``[B, D]`` feature the aligner reads (``u`` or ``e``).
+    """
+
+    loss: torch.Tensor
+    representation: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class QuickGELU(nn.Module):
+    """CLIP's sigmoid approximation of GELU; needed for ViCLIP/CLIP weights to mean the same."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def make_activation(name: str) -> nn.Module:
+    """``gelu`` or ``quick_gelu``."""
+    return QuickGELU() if name == "quick_gelu" else nn.GELU()
+
+
+class Mlp(nn.Module):
+    """Linear - activation - Linear."""
+
+    def __init__(self, dim: int, hidden: int, activation: str = "gelu") -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = make_activation(activation)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False
+    ) -> torch.Tensor:
+        """``x [B, S, D]``; ``mask`` broadcastable to ``[B, H, S, S]``, True = may attend."""
+        b, s, d = x.shape
+        q, k, v = self.qkv(x).view(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+        return self.out(y.transpose(1, 2).reshape(b, s, d))
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention from queries ``x`` to a memory sequence."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``x [B, S, D]``, ``memory [B, M, D]``; ``mask`` broadcastable to ``[B, H, S, M]``."""
+        b, s, d = x.shape
+        m = memory.shape[1]
+        hd = d // self.heads
+        q = self.q(x).view(b, s, self.heads, hd).transpose(1, 2)
+        k, v = self.kv(memory).view(b, m, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(y.transpose(1, 2).reshape(b, s, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer encoder block: self-attention then MLP, each with a residual."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, activation: str = "gelu"):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), activation)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False
+    ) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), mask, causal)
+        return x + self.mlp(self.norm2(x))
+
+
+class DecoderBlock(nn.Module):
+    """Causal self-attention over the sequence, cross-attention to a memory, then MLP."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, activation: str = "gelu"):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+        self.norm_cross = nn.LayerNorm(dim)
+        self.cross = CrossAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), activation)
+
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``x [B, S, D]`` (causal), ``memory [B, M, D]``, ``memory_mask [B, 1, 1, M]`` or None."""
+        x = x + self.attn(self.norm1(x), causal=True)
+        x = x + self.cross(self.norm_cross(x), memory, memory_mask)
+        return x + self.mlp(self.norm2(x))
+
+
+def init_weights(module: nn.Module) -> None:
+    """Truncated-normal(0.02) linear/conv weights, zero biases, unit LayerNorms (ViT practice)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+
+
+def batch_to_device(batch: dict, device: torch.device) -> dict:
+    """The tensors of ``batch`` on ``device`` (other values untouched)."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
