@@ -17,9 +17,12 @@ def rank_and_world_size() -> tuple[int, int]:
 def gather_features(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``x [b, D]`` of every rank to ``[world * b, D]``, keeping the gradient.
 
-    The backward pass sums the gradients every rank computed for this rank's slice, so a loss
-    computed on local anchors against global negatives, averaged by DDP, yields the gradient of
-    the single-process loss on the concatenated batch. All ranks must pass the same ``b``.
+    The backward pass sums the gradients that every rank computed for this rank's slice. With a
+    per-rank loss ``L_r`` over local anchors against the gathered batch (so that the global loss is
+    ``L = mean_r L_r``), the gradient that arrives at rank r's ``x`` is
+    ``sum_r' dL_r'/dx_r = world * dL/dx_r``. DistributedDataParallel averages parameter gradients
+    over ranks, which divides by ``world`` again, so the averaged gradients equal those of the
+    single-process loss on the concatenated batch. All ranks must pass the same ``b``.
     """
     return torch.cat(dist_fn.all_gather(x.contiguous()), dim=0)
 
