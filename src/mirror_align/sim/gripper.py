@@ -24,6 +24,7 @@ FINGER_INNER = 0.003  # inner face offset from the centre line at q = 0
 # Grasp zone in the gripper frame: |x| <= half finger width, z within the finger length.
 GRASP_HALF_X = 0.02
 GRASP_Z = (-0.035, 0.03)
+TIP_OFFSET = 0.02  # fingertips are this far beyond the TCP along the gripper's +z
 
 
 def _q(v: np.ndarray) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mirror_align.sim.gripper import TIP_OFFSET
 from mirror_align.sim.transforms import mat_to_quat
 
 
@@ -64,14 +65,19 @@ def place(position: np.ndarray, rotation: np.ndarray, approach_height: float = 0
     ]
 
 
+def tcp_for_tip(point: np.ndarray) -> np.ndarray:
+    """TCP position [3] that puts the fingertips of a top-down gripper at ``point``."""
+    return np.asarray(point, dtype=np.float64) + [0.0, 0.0, TIP_OFFSET]
+
+
 def press(top: np.ndarray, depth: float, rotation: np.ndarray | None = None) -> list[dict]:
-    """Move above a button top, push ``depth`` metres below it with closed fingers (the planner
-    stops at the stall), come back up."""
+    """Close the fingers above a button's top surface point ``top``, push the fingertips ``depth``
+    metres below it (the planner stops at the stall when the button bottoms out), come back up."""
     rot = top_down() if rotation is None else rotation
-    top = np.asarray(top, dtype=np.float64)
-    above = top + [0.0, 0.0, 0.06]
+    contact = tcp_for_tip(top)
+    above = contact + [0.0, 0.0, 0.06]
     return [
         keyframe(above, rot, False, False),
-        keyframe(top - [0.0, 0.0, depth], rot, False, True),
+        keyframe(contact - [0.0, 0.0, depth], rot, False, True),
         keyframe(above, rot, False, True),
     ]

@@ -17,6 +17,8 @@ TASK_NAMES: list[str] = [s.name for s in TASK_SPECS]
 # task name -> "module:Class" of its implementation (one line per implemented task)
 IMPLEMENTATIONS: dict[str, str] = {
     "open_drawer": "mirror_align.sim.tasks.open_drawer:OpenDrawer",
+    "push_buttons": "mirror_align.sim.tasks.push_buttons:PushButtons",
+    "slide_block_to_color_target": "mirror_align.sim.tasks.slide_block_to_color_target:SlideBlockToColorTarget",
 }
 
 
