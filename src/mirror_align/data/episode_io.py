@@ -33,7 +33,7 @@ from mirror_align.data.schema import (
     episode_filename,
 )
 
-GZIP_LEVEL = 4  # level 4 is within a few % of level 9 on rendered images and ~3x faster
+GZIP_LEVEL = 1  # measured on 128 px episodes: level 4 is 13% smaller but writes 1.7x slower
 IMAGE_KEYS = ("video", "obs/rgb", "obs/depth")
 ARRAY_KEYS = ("obs/intrinsics", "obs/extrinsics", "obs/proprio", "actions")
 

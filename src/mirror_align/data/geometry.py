@@ -25,10 +25,11 @@ def depth_to_points(
     # Full pinhole inverse without skew: x = (u - cx) / fx, y = (v - cy) / fy.
     x = (u[None, :] - cx) / fx * depth
     y = (v[:, None] - cy) / fy * depth
-    cam = np.stack([x, y, depth], axis=-1)  # [..., H, W, 3]
-    rot = extrinsics[..., None, None, :3, :3]
-    trans = extrinsics[..., None, None, :3, 3]
-    return (np.einsum("...ij,...j->...i", rot, cam) + trans).astype(np.float32)
+    cam = np.stack([x, y, depth], axis=-1).reshape(*depth.shape[:-2], h * w, 3)
+    rot = np.asarray(extrinsics[..., :3, :3], dtype=np.float32)
+    trans = np.asarray(extrinsics[..., None, :3, 3], dtype=np.float32)
+    world = np.matmul(cam, np.swapaxes(rot, -1, -2)) + trans  # batched GEMM, not einsum
+    return world.reshape(*depth.shape, 3).astype(np.float32, copy=False)
 
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
