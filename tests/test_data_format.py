@@ -219,3 +219,23 @@ def test_documented_example_runs(tmp_path):
     reader = DatasetReader(tmp_path / "my_robot_dataset")
     assert reader.meta.tasks == ["wipe_table", "stack_cups"] and len(reader.entries) == 6
     assert "6 episodes" in result.stdout
+
+
+def test_demo_that_failed_before_its_first_keyframe_is_kept(tmp_path):
+    empty = Episode.from_steps(
+        task="reach_red",
+        variation_id=0,
+        seed=9,
+        split="train",
+        success=False,
+        video=np.zeros((12, 16, 16, 3), np.uint8),
+        observations=[],
+        actions=[],
+        failure_reason="first keyframe unreachable",
+    )
+    assert empty.rgb.shape == (0, 4, 16, 16, 3) and empty.actions.shape == (0, 9)
+    with DatasetWriter(tmp_path / "ds", make_meta()) as writer:
+        entry = writer.add(empty)
+    assert entry["num_keyframes"] == 0 and not entry["success"]
+    assert verify_dataset(tmp_path / "ds") == ([], 1)
+    assert DatasetReader(tmp_path / "ds").read(0).failure_reason == "first keyframe unreachable"

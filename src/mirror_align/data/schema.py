@@ -216,7 +216,14 @@ class Episode:
                 "observation k must pair with the action taken from it"
             )
 
+        video = np.asarray(video, dtype=np.uint8)
+        size = video.shape[1] if video.ndim == 4 else 0
+        empty_shapes = {"rgb": (size, size, 3), "depth": (size, size), "intrinsics": (3, 3)}
+
         def stack(cam_key: str, dtype: Any) -> np.ndarray:
+            if not observations:  # a demo that failed before its first keyframe
+                shape = empty_shapes.get(cam_key, (4, 4))
+                return np.zeros((0, len(cameras), *shape), dtype=dtype)
             return np.asarray(
                 [[obs[cam][cam_key] for cam in cameras] for obs in observations], dtype=dtype
             )
@@ -227,12 +234,14 @@ class Episode:
             seed=seed,
             split=split,
             success=success,
-            video=np.asarray(video, dtype=np.uint8),
+            video=video,
             rgb=stack("rgb", np.uint8),
             depth=stack("depth", np.float32),
             intrinsics=stack("intrinsics", np.float32),
             extrinsics=stack("extrinsics", np.float32),
-            proprio=np.asarray([obs["proprio"] for obs in observations], dtype=np.float32),
+            proprio=np.asarray([obs["proprio"] for obs in observations], dtype=np.float32).reshape(
+                -1, PROPRIO_DIM
+            ),
             actions=np.asarray([action_vector(a) for a in actions], dtype=np.float32).reshape(
                 -1, ACTION_DIM
             ),
