@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import mirror_align.align.loss as loss_module
 from mirror_align.align import (
     Aligner,
     AlignmentLoss,
@@ -19,6 +20,19 @@ from mirror_align.align.loss import _FusedInfoNCE
 from mirror_align.errors import UserInputError
 
 IMPLEMENTATIONS = ("fused", "autograd")
+# The fused function has two ways to stabilise its exponentials (one shared shift by 1/tau, or
+# per-row and per-column maxima); "fused-rowmax" forces the second one.
+VARIANTS = ("fused", "fused-rowmax", "autograd")
+
+
+@pytest.fixture
+def implementation(request, monkeypatch):
+    """The ``implementation`` argument for a variant, forcing the fused per-row path if asked."""
+    variant = request.param
+    if variant == "fused-rowmax":
+        monkeypatch.setattr(loss_module, "SHARED_SHIFT_FRACTION", 0.0)
+        return "fused"
+    return variant
 
 
 def reference_loss(
@@ -58,7 +72,7 @@ def make_batch(batch: int, dim: int = 6, seed: int = 0, dtype=torch.float64):
     return u.requires_grad_(), e.requires_grad_(), keys
 
 
-@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("implementation", VARIANTS, indirect=True)
 @pytest.mark.parametrize("multi_positive", [False, True], ids=["single", "multi"])
 @pytest.mark.parametrize("tau", [0.01, 0.1, 0.5])
 @pytest.mark.parametrize("batch", [1, 2, 7, 64])
@@ -81,19 +95,20 @@ def test_loss_and_gradients_match_reference(implementation, multi_positive, tau,
     assert int(parts["batch_size"]) == batch
 
 
+@pytest.mark.parametrize("implementation", ["fused", "fused-rowmax"], indirect=True)
 @pytest.mark.parametrize("multi_positive", [False, True], ids=["single", "multi"])
-def test_fused_gradcheck_including_temperature(multi_positive):
+def test_fused_gradcheck_including_temperature(implementation, multi_positive):
     u, e, keys = make_batch(6, dim=4, seed=3)
     keys = keys if multi_positive else None
     tau = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)
 
     def fused(a, b, t):
-        return alignment_loss(a, b, t, keys, implementation="fused")[0]
+        return alignment_loss(a, b, t, keys, implementation=implementation)[0]
 
     assert torch.autograd.gradcheck(fused, (u, e, tau))
 
 
-@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("implementation", VARIANTS, indirect=True)
 def test_temperature_gradient_matches_reference(implementation):
     u, e, keys = make_batch(9, seed=5)
     tau = torch.tensor(0.07, dtype=torch.float64, requires_grad=True)
@@ -163,7 +178,7 @@ def _assert_finite(*tensors):
         assert torch.isfinite(t).all(), t
 
 
-@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("implementation", VARIANTS, indirect=True)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("multi_positive", [False, True], ids=["single", "multi"])
 def test_no_nan_at_low_temperature_large_norms_and_identical_rows(

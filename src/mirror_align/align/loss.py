@@ -52,6 +52,11 @@ IMPLEMENTATIONS = ("auto", "fused", "autograd")
 # F.normalize's default: vectors shorter than this are divided by it instead of their norm.
 NORM_EPS = 1e-12
 
+# The fused forward pass shares one exponential between both directions when exp(-2 / tau) stays
+# above this fraction of the dtype's underflow exponent (float32: tau >= 0.025), and shifts rows
+# and columns by their own maxima otherwise. Tests set it to 0 to exercise the second path.
+SHARED_SHIFT_FRACTION = 0.9
+
 
 def positive_mask(keys_rows: torch.Tensor, keys_cols: torch.Tensor) -> torch.Tensor:
     """``[R, C]`` boolean matrix, True where row and column share the pairing key."""
@@ -138,26 +143,42 @@ class _FusedInfoNCE(torch.autograd.Function):
         positive_u2e = (u_hat * e_bar).sum(1) * scale
         positive_e2u = (e_hat * u_bar).sum(1) * scale
 
-        max_rows = logits.amax(1, keepdim=True)
-        max_cols = logits.amax(0, keepdim=True)
-        work = torch.sub(logits, max_rows).exp_()
-        lse_rows = work.sum(1).log_() + max_rows.squeeze(1)
-        torch.sub(logits, max_cols, out=work).exp_()
-        sum_cols = work.sum(0)
-        lse_cols = sum_cols.log() + max_cols.squeeze(0)
+        needs_grad = any(ctx.needs_input_grad[:3])
+        half = 0.5 / batch
+        shift = float(scale.detach())
+        if 2.0 * shift <= SHARED_SHIFT_FRACTION * -math.log(torch.finfo(logits.dtype).tiny):
+            # Cosines lie in [-1, 1], so every logit lies in [-scale, scale] and one exp(logits -
+            # scale) serves both directions without underflow (each entry >= exp(-2 scale) is a
+            # normal number): 5 passes over B x B instead of 10.
+            work = logits.sub_(shift).exp_()
+            sum_rows, sum_cols = work.sum(1), work.sum(0)
+            lse_rows = sum_rows.log() + shift
+            lse_cols = sum_cols.log() + shift
+            if needs_grad:
+                grad_logits = torch.mul(work, (half / sum_rows).unsqueeze(1))
+                grad_logits.addcmul_(work, (half / sum_cols).unsqueeze(0))
+            del work, logits
+        else:
+            # A cold temperature: shift each row and each column by its own maximum.
+            max_rows = logits.amax(1, keepdim=True)
+            max_cols = logits.amax(0, keepdim=True)
+            work = torch.sub(logits, max_rows).exp_()
+            lse_rows = work.sum(1).log_() + max_rows.squeeze(1)
+            torch.sub(logits, max_cols, out=work).exp_()
+            sum_cols = work.sum(0)
+            lse_cols = sum_cols.log() + max_cols.squeeze(0)
+            if needs_grad:
+                # ``work`` holds exp(logits - max_cols); ``logits`` becomes the row softmax.
+                work.mul_(half / sum_cols)
+                logits.sub_(lse_rows.unsqueeze(1)).exp_()
+                grad_logits = work.add_(logits, alpha=half)
+            del logits
 
         loss_u2e = (lse_rows - positive_u2e).mean()
         loss_e2u = (lse_cols - positive_e2u).mean()
         loss = 0.5 * (loss_u2e + loss_e2u)
-
-        if any(ctx.needs_input_grad[:3]):
+        if needs_grad:
             # dL/dlogits without the positives: (softmax over rows + softmax over columns) / 2B.
-            # ``work`` holds exp(logits - max_cols); ``logits`` becomes the row softmax in place.
-            half = 0.5 / batch
-            work.mul_(half / sum_cols)
-            logits.sub_(lse_rows.unsqueeze(1)).exp_()
-            grad_logits = work.add_(logits, alpha=half)
-            del logits
             ctx.save_for_backward(u_hat, e_hat, norm_u, norm_e, u_bar, e_bar, grad_logits, scale)
         ctx.mark_non_differentiable(loss_u2e, loss_e2u)
         return loss, loss_u2e.detach(), loss_e2u.detach()

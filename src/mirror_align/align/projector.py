@@ -20,7 +20,9 @@ def make_projector(in_dim: int, out_dim: int = 1024, kind: str = "linear") -> nn
         return nn.Linear(in_dim, out_dim)
     if kind == "mlp":
         return nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
-    raise UserInputError(f"projector: unknown kind {kind!r}; choose one of {', '.join(PROJECTOR_KINDS)}")
+    raise UserInputError(
+        f"projector: unknown kind {kind!r}; choose one of {', '.join(PROJECTOR_KINDS)}"
+    )
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,0 +1,143 @@
+"""Forward + backward time of the alignment loss against a naive reference measured in the same run.
+
+The naive reference is what one would write first: normalise, two products ``u @ e.T`` and
+``e @ u.T`` and two ``F.cross_entropy`` calls, differentiated by autograd. "ours" is
+``mirror_align.align.alignment_loss`` (the fused closed-form function on one process), in
+single-positive mode and in multi-positive mode with keys that repeat (groups of about 4, as when
+pairing by instruction). The plain-autograd implementation is shown for reference.
+
+Targets: ours <= 0.7x naive at B=1024, D=1024; multi-positive <= 1.15x single-positive.
+
+    .venv/bin/python benchmarks/bench_align_loss.py [--sizes 256x128,1024x1024] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from mirror_align.align import alignment_loss
+
+DEFAULT_SIZES = [(b, d) for b in (256, 1024, 4096) for d in (128, 1024)]
+TAU = 0.1
+TARGET_SIZE = (1024, 1024)
+TARGET_VS_NAIVE = 0.7
+TARGET_MULTI_VS_SINGLE = 1.15
+
+
+def naive_loss(u: torch.Tensor, e: torch.Tensor, tau: float) -> torch.Tensor:
+    u_hat, e_hat = F.normalize(u, dim=-1), F.normalize(e, dim=-1)
+    target = torch.arange(u.shape[0])
+    return 0.5 * (
+        F.cross_entropy(u_hat @ e_hat.T / tau, target)
+        + F.cross_entropy(e_hat @ u_hat.T / tau, target)
+    )
+
+
+def methods(u, e, keys) -> dict[str, Callable[[], object]]:
+    def step(fn):
+        return lambda: torch.autograd.grad(fn(), (u, e))
+
+    return {
+        "naive": step(lambda: naive_loss(u, e, TAU)),
+        "ours": step(lambda: alignment_loss(u, e, TAU)[0]),
+        "ours_multi": step(lambda: alignment_loss(u, e, TAU, keys)[0]),
+        "autograd": step(lambda: alignment_loss(u, e, TAU, implementation="autograd")[0]),
+        "autograd_multi": step(
+            lambda: alignment_loss(u, e, TAU, keys, implementation="autograd")[0]
+        ),
+    }
+
+
+def time_size(batch: int, dim: int, budget_s: float, with_autograd: bool) -> dict[str, float]:
+    """Median seconds per forward+backward of every method; repeats are interleaved so that load
+    from other processes hits all methods alike."""
+    gen = torch.Generator().manual_seed(0)
+    u = torch.randn(batch, dim, generator=gen).requires_grad_()
+    e = (0.5 * u.detach() + torch.randn(batch, dim, generator=gen)).requires_grad_()
+    keys = torch.randint(0, max(1, batch // 4), (batch,), generator=gen)
+    fns = methods(u, e, keys)
+    if not with_autograd:
+        fns = {name: fn for name, fn in fns.items() if not name.startswith("autograd")}
+    estimate = {}
+    for name, fn in fns.items():  # warm-up, and a first estimate of the cost
+        start = time.perf_counter()
+        fn()
+        estimate[name] = time.perf_counter() - start
+    repeats = int(min(50, max(5, budget_s / sum(estimate.values()))))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()} | {
+        "repeats": repeats
+    }
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    try:
+        return [tuple(int(v) for v in item.split("x")) for item in text.split(",")]
+    except ValueError:
+        sys.exit(f"--sizes: expected BxD[,BxD...], e.g. 1024x1024, got {text!r}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=parse_sizes, default=DEFAULT_SIZES, help="BxD list")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
+    parser.add_argument("--budget", type=float, default=6.0, help="seconds of repeats per size")
+    parser.add_argument(
+        "--no-autograd", action="store_true", help="skip the plain-autograd implementation columns"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, tau={TAU}, "
+        f"median ms; load average at start {load:.2f} on {os.cpu_count()} cores"
+    )
+    header = (
+        f"{'B':>5} {'D':>5} {'rep':>3} {'naive':>9} {'ours':>9} {'multi':>9} {'autograd':>9} "
+        f"{'ag_multi':>9} {'ours/naive':>10} {'multi/single':>12} {'ag/naive':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    nan = float("nan")
+    results = {}
+    for batch, dim in args.sizes:
+        t = time_size(batch, dim, args.budget, not args.no_autograd)
+        results[(batch, dim)] = t
+        print(
+            f"{batch:>5} {dim:>5} {t['repeats']:>3} {t['naive'] * 1e3:>9.1f} {t['ours'] * 1e3:>9.1f} "
+            f"{t['ours_multi'] * 1e3:>9.1f} {t.get('autograd', nan) * 1e3:>9.1f} "
+            f"{t.get('autograd_multi', nan) * 1e3:>9.1f} "
+            f"{t['ours'] / t['naive']:>10.2f} {t['ours_multi'] / t['ours']:>12.2f} "
+            f"{t.get('autograd', nan) / t['naive']:>8.2f}",
+            flush=True,
+        )
+    if TARGET_SIZE in results:
+        t = results[TARGET_SIZE]
+        ratio = t["ours"] / t["naive"]
+        verdict = "met" if ratio <= TARGET_VS_NAIVE else "NOT met"
+        print(f"target ours <= {TARGET_VS_NAIVE}x naive at B=1024, D=1024: {ratio:.2f}x, {verdict}")
+    worst = max(results, key=lambda k: results[k]["ours_multi"] / results[k]["ours"])
+    worst_ratio = results[worst]["ours_multi"] / results[worst]["ours"]
+    verdict = "met" if worst_ratio <= TARGET_MULTI_VS_SINGLE else "NOT met"
+    print(
+        f"target multi <= {TARGET_MULTI_VS_SINGLE}x single at every size: worst {worst_ratio:.2f}x "
+        f"(B={worst[0]}, D={worst[1]}), {verdict}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
