@@ -239,3 +239,11 @@ def test_demo_that_failed_before_its_first_keyframe_is_kept(tmp_path):
     assert entry["num_keyframes"] == 0 and not entry["success"]
     assert verify_dataset(tmp_path / "ds") == ([], 1)
     assert DatasetReader(tmp_path / "ds").read(0).failure_reason == "first keyframe unreachable"
+
+
+def test_a_second_writer_is_refused_while_the_first_is_open(tmp_path):
+    first = DatasetWriter(tmp_path / "ds", make_meta())
+    with pytest.raises(UserInputError, match="another process is writing to this dataset"):
+        DatasetWriter(tmp_path / "ds")
+    first.close()
+    DatasetWriter(tmp_path / "ds").close()

@@ -140,6 +140,16 @@ def test_augmentation_moves_scene_and_targets_together(dataset):
             q_yaw = np.array([0, 0, np.sin(np.radians(yaw) / 2), np.cos(np.radians(yaw) / 2)])
             np.testing.assert_allclose(vb[3:7], quat_multiply(q_yaw, va[3:7]), atol=1e-4)
             np.testing.assert_array_equal(vb[7:], va[7:])
+        # So every camera sees the target at the same pixel as before.
+        for sample_ in (a, b):
+            ext = sample_["extrinsics"].double().numpy()
+            cam = np.einsum(
+                "vji,vj->vi", ext[:, :3, :3], sample_["action"][:3].double().numpy() - ext[:, :3, 3]
+            )
+            sample_["uv"] = np.einsum("vij,vj->vi", sample_["intrinsics"].double().numpy(), cam)
+        np.testing.assert_allclose(
+            b["uv"][:, :2] / b["uv"][:, 2:], a["uv"][:, :2] / a["uv"][:, 2:], atol=1e-3
+        )
         target = b["action"][:3].numpy()
         assert np.all(target >= bounds[:, 0] - 1e-6) and np.all(target <= bounds[:, 1] + 1e-6)
     assert np.std(yaws) > 10.0  # draws vary across samples

@@ -13,6 +13,7 @@ the folder is reopened, so no completed episode is lost and none has to be redon
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from pathlib import Path
@@ -31,6 +32,8 @@ from mirror_align.data.schema import (
     episode_filename,
 )
 from mirror_align.errors import UserInputError
+
+LOCK_FILE = ".lock"
 
 
 def load_meta(root: str | Path) -> DatasetMeta:
@@ -86,6 +89,14 @@ class DatasetWriter:
     ) -> None:
         self.root = Path(root)
         self.flush_seconds = flush_seconds
+        self._lock = self._acquire_lock()
+        try:
+            self._open(meta)
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _open(self, meta: DatasetMeta | None) -> None:
         meta_path = self.root / META_FILE
         if meta_path.exists():
             stored = load_meta(self.root)
@@ -119,6 +130,20 @@ class DatasetWriter:
         self._dirty = self.recovered > 0
         self._last_flush = time.monotonic()
         self.flush(force=True)
+
+    def _acquire_lock(self) -> Any:
+        """Hold an exclusive lock on ``DIR/.lock`` so two writers never interleave index updates."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = open(self.root / LOCK_FILE, "a")  # held until close()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise UserInputError(
+                f"{self.root}: another process is writing to this dataset "
+                f"(it holds {self.root / LOCK_FILE}); wait for it or stop it first"
+            ) from None
+        return handle
 
     def _recover(self) -> int:
         """Delete half-written temporaries; index complete episode files the index lacks."""
@@ -189,7 +214,12 @@ class DatasetWriter:
             self._last_flush = time.monotonic()
 
     def close(self) -> None:
-        self.flush(force=True)
+        if self._lock.closed:
+            return
+        try:
+            self.flush(force=True)
+        finally:
+            self._lock.close()  # releases the flock
 
     def __enter__(self) -> DatasetWriter:
         return self
