@@ -203,6 +203,7 @@ def test_paired_batches_are_positive_pairs(dataset, pairing):
     assert first == again
     sampler.set_epoch(1)
     assert [list(b) for b in sampler] != first
+    assert [list(b) for b in PairedBatchSampler(au, ee, 6, pairing, seed=5, rank=1)] != first
 
 
 def test_ee_side_is_uniform_over_tasks(dataset):

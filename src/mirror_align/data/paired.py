@@ -47,7 +47,8 @@ class PairedBatchSampler(Sampler[list[tuple[int, int]]]):
 
     ``pairing`` is ``episode``, ``instruction`` (the paper's default) or ``class``. Each epoch
     uses a fresh draw from a Generator seeded by (``seed``, epoch), so runs are reproducible and
-    epochs differ. ``batches_per_epoch`` defaults to ``len(ee) // batch_size``.
+    epochs differ. ``batches_per_epoch`` defaults to ``len(ee) // batch_size``. Under DDP give each
+    process its ``rank``: ranks then draw independent batches from the same (seed, epoch).
     """
 
     def __init__(
@@ -58,12 +59,14 @@ class PairedBatchSampler(Sampler[list[tuple[int, int]]]):
         pairing: str = "instruction",
         seed: int = 0,
         batches_per_epoch: int | None = None,
+        rank: int = 0,
     ) -> None:
         if batch_size < 1:
             raise UserInputError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.pairing = pairing
         self.seed = seed
+        self.rank = rank
         self.epoch = 0
         self.au_keys = au.key_arrays()
         self.ee_keys = ee.key_arrays()
@@ -80,7 +83,7 @@ class PairedBatchSampler(Sampler[list[tuple[int, int]]]):
         return self.batches_per_epoch
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank])
         self.epoch += 1
         total = self.batches_per_epoch * self.batch_size
         task_slots = rng.integers(0, len(self.tasks), size=total)
