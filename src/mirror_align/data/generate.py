@@ -8,6 +8,7 @@ episode files themselves (temporary name + rename); the parent process owns the 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.util
 import os
 import sys
 import time
@@ -168,9 +169,9 @@ _WORKER: _Worker | None = None
 def _init_worker(out: str, meta: dict, image_size: int, video_frames: int) -> None:
     global _WORKER
     _WORKER = _Worker(out, DatasetMeta.from_dict(meta), image_size, video_frames)
-    import atexit
-
-    atexit.register(_WORKER.close)
+    # Close the renderers when the worker process ends normally, before the interpreter's atexit
+    # hooks tear down EGL (closing later prints EGL errors).
+    multiprocessing.util.Finalize(_WORKER, _WORKER.close, exitpriority=10)
 
 
 def _run_job(job: Job) -> dict[str, Any]:
@@ -253,6 +254,8 @@ def generate(
                     writer.register(entry)
                     failed += not entry["success"]
                     bar.update(1)
+                pool.close()  # let workers exit normally (and close their renderers)
+                pool.join()
     finally:
         bar.close()
         writer.close()
