@@ -247,3 +247,27 @@ def test_a_second_writer_is_refused_while_the_first_is_open(tmp_path):
         DatasetWriter(tmp_path / "ds")
     first.close()
     DatasetWriter(tmp_path / "ds").close()
+
+
+def test_export_to_robomimic_layout(tmp_path, capsys):
+    root = tmp_path / "ds"
+    _write_small(root)
+    out = tmp_path / "robomimic.hdf5"
+    assert cli(["dataset", "export-robomimic", str(root), "--out", str(out)]) == 0
+    assert "9 demos" in capsys.readouterr().out  # 12 episodes, 3 failed demos left out
+    reader = DatasetReader(root)
+    with h5py.File(out, "r") as f:
+        names = {n.decode() for key in ("train", "valid", "test") for n in f["mask"][key][()]}
+        assert names == set(f["data"].keys()) and len(names) == 9
+        assert {n.decode() for n in f["mask/test"][()]} == {
+            f"demo_{e['episode_id']}" for e in reader.select("test")
+        }
+        entry = reader.select("train")[0]
+        episode = reader.read(entry["episode_id"])
+        demo = f[f"data/demo_{entry['episode_id']}"]
+        assert demo.attrs["num_samples"] == episode.num_keyframes
+        np.testing.assert_array_equal(demo["actions"][()], episode.actions)
+        np.testing.assert_array_equal(demo["obs/wrist_image"][()], episode.rgb[:, 3])
+        np.testing.assert_array_equal(demo["obs/robot0_eef_quat"][()], episode.proprio[:, 3:7])
+        assert demo["dones"][-1] == 1 and demo["rewards"][-1] == 1.0
+        assert f["data"].attrs["total"] == sum(e["num_keyframes"] for e in reader.select(None))

@@ -7,7 +7,10 @@ import json
 import sys
 
 NAME = "dataset"
-HELP = "Inspect a dataset folder: `info` (counts, size on disk) or `verify` (schema, checksums)."
+HELP = (
+    "Inspect a dataset folder: `info` (counts, size on disk), `verify` (schema, checksums), "
+    "`export-robomimic` (one robomimic-style HDF5 file)."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     verify = sub.add_parser("verify", help="check schema and per-episode checksums")
     verify.add_argument("dir", help="dataset folder")
+    export = sub.add_parser(
+        "export-robomimic", help="write the keyframe transitions as one robomimic-style HDF5 file"
+    )
+    export.add_argument("dir", help="dataset folder")
+    export.add_argument("--out", required=True, help="output .hdf5 file")
+    export.add_argument(
+        "--include-failed", action="store_true", help="also export failed expert demos"
+    )
 
 
 def _size(n: float) -> str:
@@ -54,6 +65,14 @@ def run(args: argparse.Namespace) -> int:
     from mirror_align.data.reader import DatasetReader
     from mirror_align.data.verify import verify_dataset
 
+    if args.dataset_command == "export-robomimic":
+        from mirror_align.data.export import export_robomimic
+
+        counts = export_robomimic(args.dir, args.out, include_failed=args.include_failed)
+        print(
+            f"export-robomimic: {counts['demos']} demos, {counts['samples']} samples -> {args.out}"
+        )
+        return 0
     if args.dataset_command == "info":
         summary = DatasetReader(args.dir).summary()
         if args.json:
