@@ -19,6 +19,8 @@ IMPLEMENTATIONS: dict[str, str] = {
     "open_drawer": "mirror_align.sim.tasks.open_drawer:OpenDrawer",
     "push_buttons": "mirror_align.sim.tasks.push_buttons:PushButtons",
     "slide_block_to_color_target": "mirror_align.sim.tasks.slide_block_to_color_target:SlideBlockToColorTarget",
+    "put_money_in_safe": "mirror_align.sim.tasks.put_money_in_safe:PutMoneyInSafe",
+    "insert_onto_square_peg": "mirror_align.sim.tasks.insert_onto_square_peg:InsertOntoSquarePeg",
 }
 
 
