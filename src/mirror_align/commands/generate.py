@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 NAME = "generate"
 HELP = "Generate expert demonstrations (parallel, resumable) into a dataset folder."
@@ -28,6 +29,15 @@ def run(args: argparse.Namespace) -> int:
     from mirror_align.data.generate import generate, parse_tasks
 
     tasks = parse_tasks(args.tasks)
+    if args.tasks.strip() == "all":
+        from mirror_align.sim import TASK_NAMES
+
+        if len(tasks) < len(TASK_NAMES):
+            print(
+                f"generate: --tasks all = the {len(tasks)} of {len(TASK_NAMES)} tasks implemented "
+                f"so far: {', '.join(tasks)}",
+                file=sys.stderr,
+            )
     result = generate(
         args.out,
         tasks,
