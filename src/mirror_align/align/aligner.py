@@ -24,7 +24,9 @@ class AlignmentOutput:
 
     ``loss`` is a scalar with gradient; ``z_u``, ``z_e`` are the projected ``[B, dim]`` features;
     ``u2e`` and ``e2u`` are the two directional terms and ``mi_lower_bound`` is log(B) - loss, all in
-    nats; ``tau`` is the temperature used.
+    nats; ``tau`` is the temperature used. With ``torch.distributed`` and gathering, ``loss`` is
+    this rank's share (its anchors against the global batch; the mean over ranks is the global
+    loss) and ``mi_lower_bound`` uses the global batch size.
     """
 
     loss: torch.Tensor

@@ -102,13 +102,19 @@ def info_nce_logits(
     return terms[0], terms[1]
 
 
-def _group_means(x: torch.Tensor, group: torch.Tensor | None, counts: torch.Tensor | None):
-    """Row i replaced by the mean of the rows sharing its key group (``x`` itself when no keys)."""
-    if group is None:
-        return x
-    sums = torch.zeros(counts.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
-    sums.index_add_(0, group, x)
-    return (sums / counts.to(x.dtype).unsqueeze(1))[group]
+def _group_means(
+    u_hat: torch.Tensor, e_hat: torch.Tensor, group: torch.Tensor, counts: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row of ``u_hat`` and ``e_hat [B, D]`` replaced by the mean over its key group.
+
+    Both sides share one buffer so that the sums, the division and the gather run once.
+    """
+    dim = u_hat.shape[1]
+    sums = torch.zeros(counts.shape[0], 2 * dim, dtype=u_hat.dtype, device=u_hat.device)
+    sums[:, :dim].index_add_(0, group, u_hat)
+    sums[:, dim:].index_add_(0, group, e_hat)
+    means = sums.div_(counts.to(sums.dtype).unsqueeze(1)).index_select(0, group)
+    return means[:, :dim], means[:, dim:]
 
 
 def _normalize_backward(grad_hat: torch.Tensor, x_hat: torch.Tensor, norm: torch.Tensor):
@@ -138,8 +144,10 @@ class _FusedInfoNCE(torch.autograd.Function):
 
         # Each direction's positive logit, averaged over the row's positives (one positive when
         # there are no keys): scale * u_i . mean(e_j over i's group), and the same for e.
-        e_bar = _group_means(e_hat, group, counts)
-        u_bar = _group_means(u_hat, group, counts)
+        if group is None:
+            u_bar, e_bar = u_hat, e_hat
+        else:
+            u_bar, e_bar = _group_means(u_hat, e_hat, group, counts)
         positive_u2e = (u_hat * e_bar).sum(1) * scale
         positive_e2u = (e_hat * u_bar).sum(1) * scale
 
