@@ -234,6 +234,8 @@ def policy_preset(name: str) -> PolicyConfig:
             action_depth=1,
             heads=2,
             heatmap_dim=8,
+            lift_grid_step=0.04,
+            lift_refinements=3,
             text=TextConfig(width=32, depth=1, heads=2),
             batch_size=8,
             lr=1e-3,

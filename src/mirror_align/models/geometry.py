@@ -78,7 +78,11 @@ def gaussian_heatmaps(uv: torch.Tensor, height: int, width: int, sigma: float) -
 
 
 def sample_heatmaps(heatmaps: torch.Tensor, uv: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Bilinear values of ``heatmaps [B, V, H, W]`` at ``uv [B, V, P, 2]``; 0 where not ``valid``."""
+    """Values of ``heatmaps [B, V, H, W]`` at ``uv [B, V, P, 2]``; 0 where not ``valid``.
+
+    Bicubic, not bilinear: a bilinear surface peaks only at texel centres, which snaps the lifted
+    point towards pixel centres (measured: ~0.2 px mean error against ~0.03 px bicubic).
+    """
     b, v, h, w = heatmaps.shape
     # grid_sample with align_corners=False maps -1/+1 to the outer image edges, so pixel centres
     # (col + 0.5) land exactly on texel centres.
@@ -86,7 +90,7 @@ def sample_heatmaps(heatmaps: torch.Tensor, uv: torch.Tensor, valid: torch.Tenso
     values = F.grid_sample(
         heatmaps.reshape(b * v, 1, h, w),
         grid.reshape(b * v, 1, -1, 2),
-        mode="bilinear",
+        mode="bicubic",
         padding_mode="zeros",
         align_corners=False,
     ).view(b, v, -1)
@@ -98,7 +102,7 @@ def workspace_grid(bounds: torch.Tensor, step: float) -> torch.Tensor:
     axes = []
     for i in range(3):
         lo, hi = float(bounds[i]), float(bounds[i + 3])
-        n = max(2, int(math.ceil((hi - lo) / step)) + 1)
+        n = max(2, int(math.ceil((hi - lo) / step - 1e-4)) + 1)
         axes.append(torch.linspace(lo, hi, n, dtype=bounds.dtype, device=bounds.device))
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
 

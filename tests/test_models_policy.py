@@ -1,0 +1,161 @@
+"""The EE keyframe policy: protocol, loss terms, decoding, training behaviour and checkpoints."""
+
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from mirror_align.errors import UserInputError
+from mirror_align.models import LOSS_TERMS, KeyframePolicy, PolicyConfig, geometry, policy_preset
+from mirror_align.models.synthetic import random_ee_batch
+
+TABLE = [
+    "open the top drawer",
+    "push the maroon button, then push the green button",
+    "push the green button, then push the maroon button",
+    "stack 2 red blocks",
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from a second thread, and on a loaded 2-core machine OpenMP
+    # spin-waiting makes two threads 10-50x slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_policy(seed: int = 0, **changes) -> KeyframePolicy:
+    torch.manual_seed(seed)
+    return KeyframePolicy(dataclasses.replace(policy_preset("tiny"), **changes), TABLE)
+
+
+def batch(n: int = 4, seed: int = 0) -> dict:
+    return random_ee_batch(n, len(TABLE), 32, generator=torch.Generator().manual_seed(seed))
+
+
+def test_representation_protocol_and_loss_terms():
+    policy = tiny_policy()
+    b = batch()
+    out = policy(b)
+    assert out.loss.ndim == 0 and out.loss.requires_grad
+    assert out.representation.shape == (4, policy.representation_dim)
+    assert set(out.terms) == set(LOSS_TERMS) | {"total"}
+    total = sum(out.terms[name] for name in LOSS_TERMS)
+    assert torch.allclose(total, out.loss.detach()) and torch.allclose(out.terms["total"], total)
+    assert torch.allclose(policy.represent(b), out.representation)  # training: teacher forcing
+    # At initialisation each classification term sits near log(classes).
+    assert abs(out.terms["roll"].item() - torch.log(torch.tensor(72.0)).item()) < 0.5
+    assert abs(out.terms["gripper_open"].item() - 0.693) < 0.3
+
+
+def test_eval_representation_and_prediction_never_read_the_action():
+    policy = tiny_policy().eval()
+    b = batch()
+    e = policy.represent(b)
+    action = policy.predict(b)
+    del b["action"]
+    assert torch.equal(policy.represent(b), e)
+    assert torch.equal(policy.predict(b), action)
+    assert e.shape == (4, 32)
+    assert action.shape == (4, 9) and action.dtype == torch.float32
+    assert torch.allclose(action[:, 3:7].norm(dim=1), torch.ones(4), atol=1e-5)
+    assert (action[:, 6] >= 0).all()
+    assert set(action[:, 7:].flatten().tolist()) <= {0.0, 1.0}
+    lo, hi = policy.bounds[:3], policy.bounds[3:]
+    assert ((action[:, :3] >= lo - 1e-6) & (action[:, :3] <= hi + 1e-6)).all()
+
+
+def test_targets_follow_the_camera_projection():
+    policy = tiny_policy()
+    b = batch()
+    targets = policy.action_targets(b)
+    uv, z = geometry.project(b["action"][:, None, :3], b["intrinsics"], b["extrinsics"])
+    col, row = uv[:, :, 0, 0].floor().long(), uv[:, :, 0, 1].floor().long()
+    assert targets["visible"].all() and (z > 0).all()
+    assert torch.equal(targets["pixel"], row * 32 + col)
+    assert torch.equal(targets["rotation"], geometry.quaternion_to_bins(b["action"][:, 3:7]))
+
+
+def test_views_the_target_falls_outside_of_are_left_out_of_the_position_loss():
+    policy = tiny_policy()
+    b = batch()
+    reference = policy.loss_terms(b)["position"]
+    # Turn the wrist camera around: the target is now behind it, so that view's heatmap no longer
+    # counts, which must change the position term but no other term.
+    flipped = {k: v.clone() for k, v in b.items()}
+    flipped["extrinsics"][:, 3, :3, :3] *= torch.tensor([-1.0, 1.0, -1.0])
+    assert not policy.action_targets(flipped)["visible"][:, 3].any()
+    terms = policy.loss_terms(flipped)
+    assert torch.isfinite(terms["position"]) and not torch.allclose(terms["position"], reference)
+    assert torch.allclose(terms["roll"], policy.loss_terms(b)["roll"])
+
+
+def test_one_step_reduces_the_loss_on_a_fixed_batch():
+    policy = tiny_policy()
+    b = batch(n=8)
+    before = policy.loss(b)
+    before.backward()
+    with torch.no_grad():
+        for p in policy.parameters():
+            if p.grad is not None:
+                p -= 0.01 * p.grad
+    assert policy.loss(b).item() < before.item()
+
+
+def test_overfits_four_samples_to_exact_action_tokens():
+    policy = tiny_policy()
+    b = batch(seed=3)
+    opt = torch.optim.AdamW(policy.parameters(), lr=3e-3, weight_decay=0.0)
+    exact, steps = {}, 0
+    while not (exact and all(exact.values())) and steps < 400:
+        policy.train()
+        for _ in range(20):
+            loss = policy.loss(b)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        steps += 20
+        policy.eval()
+        with torch.no_grad():
+            decoded, target = policy.decode(b), policy.action_targets(b)
+        exact = {
+            "pixel": bool((decoded["pixel"] == target["pixel"]).all()),
+            "rotation": bool((decoded["rotation"] == target["rotation"]).all()),
+            "gripper_open": bool((decoded["gripper_open"] == target["gripper_open"]).all()),
+            "ignore_collisions": bool(
+                (decoded["ignore_collisions"] == target["ignore_collisions"]).all()
+            ),
+        }
+    assert all(exact.values()), f"after {steps} steps: {exact}"
+    # The lifted position is then within a pixel's footprint (~4.5 cm at 32 px) of the target.
+    error = (policy.predict(b)[:, :3] - b["action"][:, :3]).norm(dim=1)
+    assert error.max() < 0.03, error
+
+
+def test_safetensors_round_trip_gives_identical_outputs(tmp_path):
+    policy = tiny_policy(seed=1).eval()
+    path = tmp_path / "ee.safetensors"
+    save_file(policy.state_dict(), str(path))
+    other = tiny_policy(seed=2).eval()
+    b = batch()
+    assert not torch.allclose(other.represent(b), policy.represent(b))
+    other.load_state_dict(load_file(str(path)))
+    assert torch.equal(other.represent(b), policy.represent(b))
+    assert torch.equal(other.predict(b), policy.predict(b))
+    assert torch.equal(other.loss(b), policy.loss(b))
+
+
+def test_bad_inputs_and_configs_name_the_problem():
+    policy = tiny_policy()
+    b = batch()
+    b["rgb"] = b["rgb"][:, :, :16]
+    with pytest.raises(UserInputError, match=r"batch\['rgb'\].*image_size=32"):
+        policy.loss(b)
+    with pytest.raises(UserInputError, match="workspace_bounds"):
+        KeyframePolicy(PolicyConfig(workspace_bounds=(0, 0, 0, 1, 1)), TABLE)
+    with pytest.raises(UserInputError, match="patch_size"):
+        KeyframePolicy(PolicyConfig(patch_size=7), TABLE)
