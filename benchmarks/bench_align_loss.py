@@ -57,8 +57,8 @@ def methods(u, e, keys) -> dict[str, Callable[[], object]]:
 
 
 def time_size(batch: int, dim: int, budget_s: float, with_autograd: bool) -> dict[str, float]:
-    """Median seconds per forward+backward of every method; repeats are interleaved so that load
-    from other processes hits all methods alike."""
+    """Median and fastest seconds per forward+backward of every method; repeats are interleaved
+    so that load from other processes hits all methods alike."""
     gen = torch.Generator().manual_seed(0)
     u = torch.randn(batch, dim, generator=gen).requires_grad_()
     e = (0.5 * u.detach() + torch.randn(batch, dim, generator=gen)).requires_grad_()
@@ -78,9 +78,10 @@ def time_size(batch: int, dim: int, budget_s: float, with_autograd: bool) -> dic
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()} | {
-        "repeats": repeats
-    }
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    # The fastest repeat is what the code costs when nothing else competes for the cores.
+    minima = {f"min_{name}": min(values) for name, values in samples.items()}
+    return medians | minima | {"repeats": repeats}
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -103,11 +104,12 @@ def main() -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, tau={TAU}, "
-        f"median ms; load average at start {load:.2f} on {os.cpu_count()} cores"
+        f"median ms (min = fastest repeat); load average at start {load:.2f} on {os.cpu_count()} cores"
     )
     header = (
         f"{'B':>5} {'D':>5} {'rep':>3} {'naive':>9} {'ours':>9} {'multi':>9} {'autograd':>9} "
-        f"{'ag_multi':>9} {'ours/naive':>10} {'multi/single':>12} {'ag/naive':>8}"
+        f"{'ag_multi':>9} {'ours/naive':>10} {'multi/single':>12} {'ag/naive':>8} "
+        f"{'min o/n':>7} {'min m/s':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -121,21 +123,26 @@ def main() -> int:
             f"{t['ours_multi'] * 1e3:>9.1f} {t.get('autograd', nan) * 1e3:>9.1f} "
             f"{t.get('autograd_multi', nan) * 1e3:>9.1f} "
             f"{t['ours'] / t['naive']:>10.2f} {t['ours_multi'] / t['ours']:>12.2f} "
-            f"{t.get('autograd', nan) / t['naive']:>8.2f}",
+            f"{t.get('autograd', nan) / t['naive']:>8.2f} "
+            f"{t['min_ours'] / t['min_naive']:>7.2f} {t['min_ours_multi'] / t['min_ours']:>7.2f}",
             flush=True,
         )
-    if TARGET_SIZE in results:
-        t = results[TARGET_SIZE]
-        ratio = t["ours"] / t["naive"]
-        verdict = "met" if ratio <= TARGET_VS_NAIVE else "NOT met"
-        print(f"target ours <= {TARGET_VS_NAIVE}x naive at B=1024, D=1024: {ratio:.2f}x, {verdict}")
-    worst = max(results, key=lambda k: results[k]["ours_multi"] / results[k]["ours"])
-    worst_ratio = results[worst]["ours_multi"] / results[worst]["ours"]
-    verdict = "met" if worst_ratio <= TARGET_MULTI_VS_SINGLE else "NOT met"
-    print(
-        f"target multi <= {TARGET_MULTI_VS_SINGLE}x single at every size: worst {worst_ratio:.2f}x "
-        f"(B={worst[0]}, D={worst[1]}), {verdict}"
-    )
+    for label, prefix in (("median", ""), ("fastest repeat", "min_")):
+        if TARGET_SIZE in results:
+            t = results[TARGET_SIZE]
+            ratio = t[f"{prefix}ours"] / t[f"{prefix}naive"]
+            verdict = "met" if ratio <= TARGET_VS_NAIVE else "NOT met"
+            print(
+                f"target ours <= {TARGET_VS_NAIVE}x naive at B=1024, D=1024 ({label}): "
+                f"{ratio:.2f}x, {verdict}"
+            )
+        ratios = {k: t[f"{prefix}ours_multi"] / t[f"{prefix}ours"] for k, t in results.items()}
+        worst = max(ratios, key=ratios.get)
+        verdict = "met" if ratios[worst] <= TARGET_MULTI_VS_SINGLE else "NOT met"
+        print(
+            f"target multi <= {TARGET_MULTI_VS_SINGLE}x single at every size ({label}): worst "
+            f"{ratios[worst]:.2f}x (B={worst[0]}, D={worst[1]}), {verdict}"
+        )
     return 0
 
 

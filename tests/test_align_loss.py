@@ -331,3 +331,14 @@ def test_fused_function_is_used_by_default(monkeypatch):
     alignment_loss(torch.randn(5, 3), torch.randn(5, 3), 0.1)
     alignment_loss(torch.randn(5, 3), torch.randn(5, 3), 0.1, implementation="autograd")
     assert calls == [torch.Size([5, 3])]
+
+
+def test_fused_refuses_double_backward():
+    u, e, _ = make_batch(5, seed=8)
+    loss, _ = alignment_loss(u, e, 0.1, implementation="fused")
+    (grad_u,) = torch.autograd.grad(loss, u, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad|double"):
+        torch.autograd.grad(grad_u.sum(), e)
+    plain, _ = alignment_loss(u, e, 0.1, implementation="autograd")
+    (grad_u,) = torch.autograd.grad(plain, u, create_graph=True)
+    assert torch.autograd.grad(grad_u.sum(), e)[0].abs().sum() > 0

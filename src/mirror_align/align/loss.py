@@ -43,6 +43,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from mirror_align.align.distributed import gather_features, gather_keys, rank_and_world_size
 from mirror_align.errors import UserInputError
@@ -192,6 +193,7 @@ class _FusedInfoNCE(torch.autograd.Function):
         return loss, loss_u2e.detach(), loss_e2u.detach()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_loss, _grad_u2e, _grad_e2u):
         u_hat, e_hat, norm_u, norm_e, u_bar, e_bar, grad_logits, scale = ctx.saved_tensors
         batch = u_hat.shape[0]
