@@ -20,6 +20,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "push_buttons": "mirror_align.sim.tasks.push_buttons:PushButtons",
     "slide_block_to_color_target": "mirror_align.sim.tasks.slide_block_to_color_target:SlideBlockToColorTarget",
     "put_money_in_safe": "mirror_align.sim.tasks.put_money_in_safe:PutMoneyInSafe",
+    "place_wine_at_rack_location": "mirror_align.sim.tasks.place_wine_at_rack_location:PlaceWineAtRackLocation",
     "insert_onto_square_peg": "mirror_align.sim.tasks.insert_onto_square_peg:InsertOntoSquarePeg",
 }
 
