@@ -155,6 +155,12 @@ def test_bad_inputs_and_configs_name_the_problem():
     b["rgb"] = b["rgb"][:, :, :16]
     with pytest.raises(UserInputError, match=r"batch\['rgb'\].*image_size=32"):
         policy.loss(b)
+    b = batch()
+    del b["action"], b["proprio"]
+    with pytest.raises(UserInputError, match="missing key.*proprio"):
+        policy.eval().predict(b)
+    with pytest.raises(UserInputError, match="missing key.*action"):
+        policy.loss({**b, "proprio": torch.zeros(4, 8)})
     with pytest.raises(UserInputError, match="workspace_bounds"):
         KeyframePolicy(PolicyConfig(workspace_bounds=(0, 0, 0, 1, 1)), TABLE)
     with pytest.raises(UserInputError, match="patch_size"):

@@ -79,6 +79,8 @@ def test_clips_of_other_length_and_size_are_resampled():
     assert u.shape == (6, 32)
     with pytest.raises(UserInputError, match="video"):
         model.represent({"video": torch.zeros(2, 4, 32, 32, dtype=torch.uint8)})
+    with pytest.raises(UserInputError, match="uint8"):
+        model.represent({"video": torch.zeros(2, 4, 32, 32, 3)})
 
 
 def test_instructions_sharing_a_batch_are_positives():

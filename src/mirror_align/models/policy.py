@@ -53,6 +53,7 @@ from mirror_align.models.layers import (
 )
 from mirror_align.models.text import TextFeatures, make_text_encoder, text_lr_scale
 
+REQUIRED_KEYS = ("rgb", "points", "intrinsics", "extrinsics", "proprio", "instruction_id")
 LOSS_TERMS = ("position", "roll", "pitch", "yaw", "gripper_open", "ignore_collisions")
 NUM_SLOTS = 5
 FOURIER_OCTAVES = 4
@@ -253,18 +254,24 @@ class KeyframePolicy(nn.Module):
 
     # ------------------------------------------------------------ inputs and targets
 
-    def _check(self, batch: Mapping[str, torch.Tensor]) -> None:
+    def _check(self, batch: Mapping[str, torch.Tensor], need_action: bool = False) -> None:
         cfg = self.config
+        required = REQUIRED_KEYS + (("action",) if need_action else ())
+        missing = [k for k in required if k not in batch]
+        if missing:
+            raise UserInputError(
+                f"batch: missing key(s) {', '.join(missing)} (EE batch, docs/interfaces.md)"
+            )
         want = (cfg.num_views, cfg.image_size, cfg.image_size)
         for key in ("rgb", "points"):
-            if key not in batch:
-                raise UserInputError(f"batch: missing key {key!r} (EE batch, docs/interfaces.md)")
             shape = tuple(batch[key].shape)
             if len(shape) != 5 or shape[1:4] != want or shape[4] != 3:
                 raise UserInputError(
                     f"batch[{key!r}]: expected [B, {want[0]}, {want[1]}, {want[2]}, 3] "
                     f"(config image_size={cfg.image_size}, num_views={cfg.num_views}), got {shape}"
                 )
+        if batch["rgb"].dtype != torch.uint8:
+            raise UserInputError(f"batch['rgb']: expected uint8, got {batch['rgb'].dtype}")
         ids = batch["instruction_id"]
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.num_instructions):
             raise UserInputError(
@@ -319,6 +326,7 @@ class KeyframePolicy(nn.Module):
     def forward(self, batch: Mapping[str, torch.Tensor]) -> ModelOutput:
         """Teacher-forced pass: the summed loss, its six terms and ``e``."""
         batch = batch_to_device(dict(batch), self.device)
+        self._check(batch, need_action=True)
         enc = self.encode(batch)
         target = self.action_targets(batch)
         position = geometry.normalize_points(batch["action"][:, :3].float(), self.bounds)

@@ -95,9 +95,10 @@ class VideoTextModel(nn.Module):
         T is resampled uniformly to ``num_frames`` (indices ``linspace(0, T-1)`` rounded, so a
         shorter clip repeats frames) and frames are resized bilinearly to ``image_size``.
         """
-        if video.ndim != 5 or video.shape[-1] != 3:
+        if video.ndim != 5 or video.shape[-1] != 3 or video.dtype != torch.uint8:
             raise UserInputError(
-                f"batch['video']: expected uint8 [B, T, H, W, 3], got {tuple(video.shape)}"
+                f"batch['video']: expected uint8 [B, T, H, W, 3], got {video.dtype} "
+                f"{tuple(video.shape)}"
             )
         cfg = self.config
         t = video.shape[1]

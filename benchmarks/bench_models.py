@@ -1,0 +1,97 @@
+"""Training speed of the reference models: samples/s of forward + backward + optimizer step.
+
+Both models (AU video-text, EE keyframe policy) at the ``tiny`` and ``quick`` presets, on random
+batches shaped as docs/interfaces.md says, at 1 and 2 torch threads. As a reference measured in
+the same run, a dense fp32 matmul gives the machine's GFLOP/s at the same thread count; the
+``per_gflops`` column (samples/s divided by it) is comparable across machines and loads. The load
+average is printed because other processes on a 2-core machine change every number here.
+
+    .venv/bin/python benchmarks/bench_models.py [--seconds 10] [--threads 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+
+from mirror_align.models import KeyframePolicy, VideoTextModel, policy_preset, video_text_preset
+from mirror_align.models.synthetic import random_au_batch, random_ee_batch
+
+# 249 instruction-like strings, so the text side has the real table's size.
+TABLE = [f"do task {t} with the {c} object" for t in range(18) for c in "abcdefghijklmn"][:249]
+BUDGET_SECONDS = 360.0  # the quick preset's budget per training (issue 5)
+
+
+def matmul_gflops(seconds: float) -> float:
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    for _ in range(3):
+        a @ b
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        n += 1
+    return 2 * 512**3 * n / (time.perf_counter() - start) / 1e9
+
+
+def train_speed(model: torch.nn.Module, batch: dict, seconds: float) -> float:
+    """Samples/s of loss, backward and an AdamW step on one fixed batch."""
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    size = next(iter(batch.values())).shape[0]
+    for _ in range(2):
+        opt.zero_grad()
+        model.loss(batch).backward()
+        opt.step()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or steps < 3:
+        opt.zero_grad()
+        model.loss(batch).backward()
+        opt.step()
+        steps += 1
+    return steps * size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="timing window per case")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+
+    g = torch.Generator().manual_seed(0)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    header = f"{'model':<4} {'preset':<6} {'thr':>3} {'batch':>5} {'params':>9} {'samples/s':>10} {'ref GFLOP/s':>11} {'per_gflops':>10} {'samples/6min':>12}"
+    print(header)
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        reference = matmul_gflops(min(args.seconds, 3.0))
+        for preset in ("tiny", "quick"):
+            torch.manual_seed(0)
+            au_cfg = video_text_preset(preset)
+            au = VideoTextModel(au_cfg, TABLE)
+            au_batch = random_au_batch(
+                au_cfg.batch_size, len(TABLE), au_cfg.num_frames, au_cfg.image_size, g
+            )
+            ee_cfg = policy_preset(preset)
+            ee = KeyframePolicy(ee_cfg, TABLE)
+            ee_batch = random_ee_batch(
+                ee_cfg.batch_size, len(TABLE), ee_cfg.image_size, generator=g
+            )
+            for name, model, batch, bsz in (
+                ("AU", au, au_batch, au_cfg.batch_size),
+                ("EE", ee, ee_batch, ee_cfg.batch_size),
+            ):
+                speed = train_speed(model, batch, args.seconds)
+                params = sum(p.numel() for p in model.parameters())
+                print(
+                    f"{name:<4} {preset:<6} {threads:>3} {bsz:>5} {params:>9,} {speed:>10.1f} "
+                    f"{reference:>11.1f} {speed / reference:>10.3f} {speed * BUDGET_SECONDS:>12,.0f}",
+                    flush=True,
+                )
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
