@@ -5,7 +5,9 @@ Prints, for the implemented MirrorBench tasks:
   (expert rollouts without writing anything) measured in the same run, and the projected time for
   the paper-scale 18 tasks x (100 + 25) episodes at 128 px;
 - bytes on disk per episode;
-- loader samples/s for AU clips and EE keyframes (with augmentation), cached vs read from disk;
+- loader samples/s for AU clips and EE keyframes (with augmentation), cached vs read from disk,
+  with the main process's torch threads at the default and at 1 (batch collation with 2 threads
+  on a busy 2-core machine is much slower), and a memory-copy reference;
 - memory of the in-memory cache, per episode and extrapolated to 18 tasks x 100 episodes at 64 px.
 
 Usage: python benchmarks/bench_data.py [--episodes 12] [--tasks open_drawer,...]
@@ -16,15 +18,18 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from torch.utils.data import DataLoader
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, default_collate
 
 from mirror_align.data.generate import generate, parse_tasks, plan_jobs, run_expert
-from mirror_align.data.loaders import AUClipDataset, EEKeyframeDataset, seed_worker
+from mirror_align.data.loaders import AUClipDataset, EEKeyframeDataset, collate, seed_worker
 from mirror_align.data.reader import DatasetReader
 
 PAPER_EPISODES = 18 * (100 + 25)
@@ -47,9 +52,10 @@ def bare_simulator_rate(tasks: list[str], episodes: int, size: int, frames: int)
     return len(jobs) / seconds
 
 
-def loader_rate(dataset, batch_size: int, workers: int, batches: int) -> float:
+def loader_rate(dataset, batch_size: int, workers: int, batches: int, collate_fn=collate) -> float:
     loader = DataLoader(
         dataset,
+        collate_fn=collate_fn,
         batch_size=batch_size,
         shuffle=True,
         num_workers=workers,
@@ -69,12 +75,38 @@ def loader_rate(dataset, batch_size: int, workers: int, batches: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+def cache_rss_growth(root: str) -> int:
+    """RSS growth of a fresh process that builds both cached datasets (bytes)."""
+    code = (
+        "import sys\n"
+        "def rss():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmRSS:'): return int(line.split()[1]) * 1024\n"
+        "from mirror_align.data.loaders import AUClipDataset, EEKeyframeDataset\n"
+        "before = rss()\n"
+        "au = AUClipDataset(sys.argv[1], 'train', clip_frames=8)\n"
+        "ee = EEKeyframeDataset(sys.argv[1], 'train')\n"
+        "print(rss() - before)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, root], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def copy_bandwidth() -> tuple[float, float]:
+    """MB/s of copying 25 MB into newly allocated memory and into memory reused across copies."""
+    source = np.ones(25_000_000 // 4, np.float32)
+    fresh, reused = [], []
+    target = np.empty_like(source)
+    for _ in range(5):
+        start = time.perf_counter()
+        source.copy()
+        fresh.append(25 / (time.perf_counter() - start))
+        start = time.perf_counter()
+        np.copyto(target, source)
+        reused.append(25 / (time.perf_counter() - start))
+    return float(np.median(fresh)), float(np.median(reused))
 
 
 def main() -> int:
@@ -86,7 +118,9 @@ def main() -> int:
     tasks = parse_tasks(args.tasks)
     workdir = Path(tempfile.mkdtemp(prefix="bench_data_"))
     print(
-        f"tasks: {', '.join(tasks)}; {args.episodes} episodes per task per setting; {os.cpu_count()} cores"
+        f"tasks: {', '.join(tasks)}; {args.episodes} episodes per task per setting; "
+        f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} (other processes skew "
+        "absolute rates; ratios compare runs under similar load)"
     )
     try:
         rates = {}
@@ -116,29 +150,42 @@ def main() -> int:
 
         # Loaders on the 64 px dataset (the quick-run size).
         root = str(workdir / "gen_64_2")
-        before = rss_bytes()
         au = AUClipDataset(root, "train", clip_frames=8, train=True)
         ee = EEKeyframeDataset(root, "train", augment=True)
-        grown = rss_bytes() - before
         episodes = len(au)
         cached = au.cached_bytes() + ee.cached_bytes()
         per_episode = cached / episodes
         print(
             f"cache: {cached / 2**20:.1f} MiB for {episodes} episodes at 64 px "
-            f"({per_episode / 2**20:.2f} MiB/episode, RSS grew {grown / 2**20:.1f} MiB); "
-            f"18 tasks x 100 episodes -> {per_episode * 1800 / 2**30:.2f} GiB"
+            f"({per_episode / 2**20:.2f} MiB/episode, RSS of a fresh process grew "
+            f"{cache_rss_growth(root) / 2**20:.1f} MiB); 18 tasks x 100 episodes -> "
+            f"{per_episode * 1800 / 2**30:.2f} GiB"
         )
         au_disk = AUClipDataset(root, "train", clip_frames=8, train=True, cache=False)
         ee_disk = EEKeyframeDataset(root, "train", augment=True, cache=False)
+        threads = torch.get_num_threads()
         for name, cached_ds, disk_ds in (("AU clips", au, au_disk), ("EE keyframes", ee, ee_disk)):
             reference = loader_rate(disk_ds, 32, 0, 10)
-            for workers in (0, 2):
-                rate = loader_rate(cached_ds, 32, workers, 20)
+            rows = [
+                (0, threads, default_collate, "default_collate"),
+                (0, 1, default_collate, "default_collate"),
+                (0, threads, collate, "data.loaders.collate"),
+                (2, threads, collate, "data.loaders.collate"),
+            ]
+            for workers, torch_threads, collate_fn, label in rows:
+                torch.set_num_threads(torch_threads)
+                rate = loader_rate(cached_ds, 32, workers, 20, collate_fn)
+                torch.set_num_threads(threads)
                 print(
-                    f"loader {name}, cached, {workers} workers: {rate:8.1f} samples/s "
-                    f"(x{rate / reference:.2f} of reading from disk with 0 workers: "
-                    f"{reference:.1f}/s)"
+                    f"loader {name}, cached, {workers} workers, {label}, torch {torch_threads} "
+                    f"thread(s): {rate:8.1f} samples/s (x{rate / reference:.2f} of reading from "
+                    f"disk: {reference:.1f}/s)"
                 )
+        fresh, reused = copy_bandwidth()
+        print(
+            f"reference: copying 25 MB into fresh memory {fresh:.0f} MB/s, into reused memory "
+            f"{reused:.0f} MB/s"
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from data_fixtures import TASKS, write_dataset
 from mirror_align.data.geometry import depth_to_points, quat_multiply
 from mirror_align.data.loaders import (
     AUClipDataset,
     EEKeyframeDataset,
+    collate,
     seed_worker,
     uniform_clip_indices,
 )
@@ -192,7 +193,7 @@ def test_paired_batches_are_positive_pairs(dataset, pairing):
     au = AUClipDataset(dataset, "train", clip_frames=4)
     ee = EEKeyframeDataset(dataset, "train")
     sampler = PairedBatchSampler(au, ee, batch_size=6, pairing=pairing, seed=5)
-    loader = DataLoader(PairedDataset(au, ee), batch_sampler=sampler)
+    loader = DataLoader(PairedDataset(au, ee), batch_sampler=sampler, collate_fn=collate)
     batches = list(loader)
     assert len(batches) == len(ee) // 6
     for au_batch, ee_batch in batches:
@@ -215,3 +216,15 @@ def test_ee_side_is_uniform_over_tasks(dataset):
     tasks = ee.key_arrays()["task_id"][[e for batch in sampler for _, e in batch]]
     share = np.bincount(tasks, minlength=len(TASKS)) / len(tasks)
     np.testing.assert_allclose(share, 1 / len(TASKS), atol=0.04)
+
+
+def test_collate_matches_default_collate(dataset):
+    au = AUClipDataset(dataset, "train", clip_frames=3, train=False)
+    ee = EEKeyframeDataset(dataset, "train")
+    items = [(au[i], ee[i]) for i in range(4)]
+    ours, reference = collate(items), default_collate(items)
+    for mine, theirs in zip(ours, reference, strict=True):
+        assert set(mine) == set(theirs)
+        for key in mine:
+            assert mine[key].dtype == theirs[key].dtype
+            torch.testing.assert_close(mine[key], theirs[key])

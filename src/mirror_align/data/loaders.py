@@ -21,7 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 from tqdm import tqdm
 
 from mirror_align.data.geometry import (
@@ -66,6 +66,26 @@ def seed_worker(worker_id: int) -> None:
     if info is not None:
         for dataset in _datasets_in(info.dataset):
             dataset.reseed(torch.initial_seed())
+
+
+def collate(items: list[Any]) -> Any:
+    """``collate_fn`` for these datasets: stacks (nested tuples of) dicts of tensors into batches.
+
+    In the main process it stacks with numpy, which copies on one thread: torch's multi-threaded
+    ``torch.stack`` was 5-8x slower on a busy 2-core machine (see ``benchmarks/bench_data.py``).
+    In DataLoader workers (single-threaded torch) it is ``default_collate``, which writes straight
+    into shared memory.
+    """
+    if torch.utils.data.get_worker_info() is not None:
+        return default_collate(items)
+    first = items[0]
+    if isinstance(first, tuple):
+        return tuple(collate(list(group)) for group in zip(*items, strict=True))
+    if isinstance(first, dict):
+        return {key: collate([item[key] for item in items]) for key in first}
+    if isinstance(first, torch.Tensor):
+        return torch.from_numpy(np.stack([item.numpy() for item in items]))
+    return default_collate(items)
 
 
 def _datasets_in(dataset: Any) -> list[_Seeded]:

@@ -7,7 +7,8 @@ or task::
 
     paired = PairedDataset(au_dataset, ee_dataset)
     sampler = PairedBatchSampler(au_dataset, ee_dataset, batch_size=32, pairing="instruction")
-    loader = DataLoader(paired, batch_sampler=sampler, num_workers=2, worker_init_fn=seed_worker)
+    loader = DataLoader(paired, batch_sampler=sampler, num_workers=2, worker_init_fn=seed_worker,
+                        collate_fn=collate)
     for au_batch, ee_batch in loader: ...   # row i of both is a positive pair
 """
 
