@@ -23,6 +23,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "place_wine_at_rack_location": "mirror_align.sim.tasks.place_wine_at_rack_location:PlaceWineAtRackLocation",
     "insert_onto_square_peg": "mirror_align.sim.tasks.insert_onto_square_peg:InsertOntoSquarePeg",
     "place_shape_in_shape_sorter": "mirror_align.sim.tasks.place_shape_in_shape_sorter:PlaceShapeInShapeSorter",
+    "put_groceries_in_cupboard": "mirror_align.sim.tasks.put_groceries_in_cupboard:PutGroceriesInCupboard",
 }
 
 
