@@ -22,6 +22,7 @@ from mirror_align.data.rlbench import (
 )
 from mirror_align.data.rlbench_pickle import UnsafePickleError, load_restricted
 from mirror_align.data.verify import verify_dataset
+from mirror_align.errors import UserInputError
 
 CAMS = ("front", "left_shoulder", "right_shoulder", "wrist")
 SIZE = 16
@@ -238,5 +239,5 @@ def test_restricted_unpickler_refuses_other_globals(tmp_path):
     with pytest.raises(UnsafePickleError, match="pathlib"):
         load_restricted(path)
     path.write_bytes(b"\x80\x04truncated")
-    with pytest.raises(Exception, match="not a readable RLBench pickle"):
+    with pytest.raises(UserInputError, match="not a readable RLBench pickle"):
         load_restricted(path)

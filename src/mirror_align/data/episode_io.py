@@ -137,12 +137,12 @@ def entry_from_file(root: str | Path, relative: str) -> dict[str, Any]:
     """Rebuild the index record of an episode file from its own attributes (for recovery)."""
     path = Path(root) / relative
     with h5py.File(path, "r") as f:
-        attrs = {key: _plain(value) for key, value in f.attrs.items()}
+        attrs = {key: plain_value(value) for key, value in f.attrs.items()}
         num_frames = int(f["video"].shape[0])
     return index_entry(path, relative, attrs, num_frames)
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode()
     if isinstance(value, np.generic):
@@ -153,13 +153,13 @@ def _plain(value: Any) -> Any:
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """The identity attributes of an episode file as plain Python values."""
     with h5py.File(path, "r") as f:
-        return {key: _plain(value) for key, value in f.attrs.items()}
+        return {key: plain_value(value) for key, value in f.attrs.items()}
 
 
 def read_episode(path: str | Path) -> Episode:
     """Load a whole episode file (images decoded; depth returned as float32 metres)."""
     with h5py.File(path, "r") as f:
-        a = {key: _plain(value) for key, value in f.attrs.items()}
+        a = {key: plain_value(value) for key, value in f.attrs.items()}
         return Episode(
             task=a["task"],
             variation_id=int(a["variation_id"]),

@@ -9,7 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from mirror_align.data.episode_io import _plain, file_sha256
+from mirror_align.data.episode_io import file_sha256, plain_value
 from mirror_align.data.schema import (
     ACTION_DIM,
     EPISODES_DIR,
@@ -27,7 +27,7 @@ def _check_file(path: Path, entry: dict[str, Any], meta: DatasetMeta) -> str | N
     """What is wrong with one episode file's content, or None."""
     try:
         with h5py.File(path, "r") as f:
-            attrs = {key: _plain(value) for key, value in f.attrs.items()}
+            attrs = {key: plain_value(value) for key, value in f.attrs.items()}
             if attrs.get("format") != FORMAT_NAME or attrs.get("schema_version") != SCHEMA_VERSION:
                 return f"not a {FORMAT_NAME} v{SCHEMA_VERSION} episode file"
             for key in ("episode_id", "task_id", "variation_id", "instruction_id", "seed"):
