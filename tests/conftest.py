@@ -3,3 +3,19 @@
 from mirror_align.headless import configure_headless_rendering
 
 configure_headless_rendering()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_sim_dataset(tmp_path_factory):
+    """A real MirrorBench dataset: 2 tasks x 4 train + 2 test episodes at 32 px (seconds to make)."""
+    from mirror_align.data.generate import generate
+
+    root = tmp_path_factory.mktemp("tiny_sim_dataset")
+    for split, count in (("train", 4), ("test", 2)):
+        generate(
+            root, ["open_drawer", "push_buttons"], count, split, 32, 8, workers=1, progress=False
+        )
+    return root

@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "tasks",
     "validate",
     "show",
+    "train",
 ]
 
 

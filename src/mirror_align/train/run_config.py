@@ -1,0 +1,192 @@
+"""The experiment config: data, the two models, the aligner, training and evaluation.
+
+Presets live in ``configs/<preset>.yaml``. A YAML file names a ``model_preset`` (tiny, quick or
+paper, see :mod:`mirror_align.models.config`) whose model configs it may override field by field;
+every other section overrides the dataclass defaults below. ``--set key=value`` edits the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mirror_align.config import apply_overrides, config_from_dict, config_to_dict, load_yaml
+from mirror_align.errors import UserInputError
+from mirror_align.models.config import (
+    PolicyConfig,
+    VideoTextConfig,
+    policy_preset,
+    validate_policy,
+    validate_video_text,
+    video_text_preset,
+)
+
+METHODS = ("au", "ee", "mn")
+
+
+@dataclass
+class DataConfig:
+    """Which demonstrations to learn from and how to read them."""
+
+    # Dataset folder made by `mirror-align generate` (relative paths are relative to the cwd).
+    path: str = "data/quick"
+    # Tasks to train on (empty: every task in the dataset).
+    tasks: list[str] = field(default_factory=list)
+    # Episodes per task and split that `reproduce` generates (train, val, test).
+    episodes_per_task: dict[str, int] = field(
+        default_factory=lambda: {"train": 100, "val": 25, "test": 25}
+    )
+    # Image side in pixels of generated data; must equal the models' image sizes.
+    image_size: int = 128
+    # Frames kept of each front-camera video at generation time.
+    video_frames: int = 16
+    # ARP/PerAct scene augmentation of EE samples (translation ±0.125 m, yaw ±45°).
+    augment: bool = True
+    # Keep decoded episodes in memory (no re-decoding every epoch).
+    cache: bool = True
+
+
+@dataclass
+class AlignConfig:
+    """The mirror-neuron aligner (paper Sec. 3, supplement C.3)."""
+
+    # Shared space size (the paper: 1024).
+    dim: int = 1024
+    # Projector kind: "linear" (the paper) or "mlp" (tests the linear-sufficiency claim).
+    projector: Literal["linear", "mlp"] = "linear"
+    # InfoNCE temperature (the paper: 0.1).
+    tau: float = 0.1
+    # Learn tau (clamped to [0.01, 1]) instead of fixing it.
+    learnable_tau: bool = False
+    # Every pair sharing the pairing key counts as a positive (SupCon L_out) instead of one.
+    multi_positive: bool = False
+    # Positive pairs share the "episode", the "instruction" (the paper) or the "class" (task).
+    pairing: Literal["episode", "instruction", "class"] = "instruction"
+    # Learning rate of the two projectors (the paper: 1e-4).
+    lr: float = 1e-4
+    # lambda_align in L = L_AU + lambda_EE L_EE + lambda_align L_align (the paper: 0.5).
+    weight: float = 0.5
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop shared by the au, ee and mn methods."""
+
+    # Optimisation steps.
+    steps: int = 1000
+    # Pairs per step (global, over all DDP ranks).
+    batch_size: int = 32
+    # Share of steps on which the AU task loss is applied (supplement C.3: 20%); the AU baseline
+    # runs exactly those steps, so it sees the same AU batches as MN.
+    au_share: float = 0.2
+    # lambda_EE (the paper: 1).
+    ee_weight: float = 1.0
+    # Optimizer: "lamb" (the paper's EE optimizer) or "adamw".
+    optimizer: Literal["lamb", "adamw"] = "lamb"
+    # Decoupled weight decay.
+    weight_decay: float = 0.0
+    # Linear warm-up steps before the cosine decay.
+    warmup_steps: int = 50
+    # Final learning rate as a fraction of the peak.
+    min_lr_ratio: float = 0.05
+    # Gradient norm clip (0 disables).
+    grad_clip: float = 1.0
+    # Log every this many steps (JSONL + TensorBoard).
+    log_every: int = 10
+    # Save a checkpoint every this many steps (and always at the end).
+    checkpoint_every: int = 250
+    # Complete checkpoints to keep (older ones are deleted); 0 keeps all.
+    keep_checkpoints: int = 0
+    # torch threads per process (0: leave torch's default).
+    threads: int = 0
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation protocol (Tables 1 and 2)."""
+
+    # Rollout episodes per task and evaluation seed (the paper: 25).
+    episodes_per_task: int = 25
+    # Evaluation seeds; each uses a different set of test scenes (the paper: 3).
+    eval_seeds: int = 3
+    # Keyframe steps per rollout (the paper: 25).
+    max_steps: int = 25
+    # Rollout worker processes.
+    workers: int = 2
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything a run is made from; saved as ``config.json`` in every checkpoint."""
+
+    # Name of the preset this config came from (informational).
+    preset: str = "quick"
+    # Model size preset the au/ee sections start from: tiny, quick or paper.
+    model_preset: str = "quick"
+    # Global seed (data order, initialisation, augmentation).
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    au: VideoTextConfig = field(default_factory=VideoTextConfig)
+    ee: PolicyConfig = field(default_factory=PolicyConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict update (sections merge, leaves replace)."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def experiment_from_dict(data: dict[str, Any], where: str = "config") -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from a (partial) nested dict."""
+    model_preset = data.get("model_preset", "quick")
+    base = config_to_dict(
+        ExperimentConfig(
+            model_preset=model_preset,
+            au=video_text_preset(model_preset),
+            ee=policy_preset(model_preset),
+        )
+    )
+    config = config_from_dict(ExperimentConfig, _merge(base, data), where)
+    validate_experiment(config)
+    return config
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read ``configs/<preset>.yaml`` (or any YAML path) and apply ``--set`` overrides."""
+    data = apply_overrides(load_yaml(path), overrides or [])
+    return experiment_from_dict(data, where=str(path))
+
+
+def validate_experiment(config: ExperimentConfig) -> None:
+    """Raise ``UserInputError`` naming the field when sections disagree."""
+    validate_video_text(config.au)
+    validate_policy(config.ee)
+    # The AU encoder resizes clips to its own size; the EE policy reads images as they are stored.
+    if config.ee.image_size != config.data.image_size:
+        raise UserInputError(
+            f"ee.image_size ({config.ee.image_size}) must equal data.image_size ({config.data.image_size})"
+        )
+    if not 0.0 < config.train.au_share <= 1.0:
+        raise UserInputError(f"train.au_share: must be in (0, 1], got {config.train.au_share}")
+    if config.train.steps < 1 or config.train.batch_size < 1:
+        raise UserInputError("train.steps and train.batch_size must be >= 1")
+    if not 0.01 <= config.align.tau <= 1.0:
+        raise UserInputError(f"align.tau: must be in [0.01, 1], got {config.align.tau}")
+
+
+def is_au_step(step: int, au_share: float) -> bool:
+    """Whether the AU task loss applies at ``step`` (0-based): spread evenly, ``au_share`` of steps.
+
+    Step s is an AU step when floor((s + 1) * share) > floor(s * share), so any prefix of n steps
+    holds floor(n * share) AU steps (with share 0.2: steps 4, 9, 14, ...).
+    """
+    return int((step + 1) * au_share + 1e-9) > int(step * au_share + 1e-9)
