@@ -65,8 +65,8 @@ def test_gaussian_heatmap_peaks_at_the_pixel_holding_the_point():
     assert (flat // 32).tolist() == [4, 31] and (flat % 32).tolist() == [10, 0]
 
 
-@pytest.mark.parametrize("image_size", [32, 64])
-def test_lifting_recovers_a_known_point_from_four_views(image_size):
+@pytest.mark.parametrize("image_size,pool", [(32, 3), (64, 5), (128, 7)])
+def test_lifting_recovers_a_known_point_from_four_views(image_size, pool):
     intrinsics, extrinsics = synthetic_cameras(image_size)
     g = torch.Generator().manual_seed(2)
     lo, hi = BOUNDS[:3], BOUNDS[3:]
@@ -79,7 +79,7 @@ def test_lifting_recovers_a_known_point_from_four_views(image_size):
     assert geometry.inside_image(uv, z, image_size, image_size).all()
     # A view that carries no information (uniform heatmap) must not pull the estimate away.
     heat[0, 3] = 1.0 / image_size**2
-    lifted = geometry.lift_heatmaps(heat, intr, extr, BOUNDS, grid_step=0.02, refinements=3)
+    lifted = geometry.lift_heatmaps(heat, intr, extr, BOUNDS, grid_step=0.04, pool=pool)
     error = (lifted - truth).norm(dim=-1)
     pixel_metres = 2 * 1.3 * math.tan(math.radians(30)) / image_size  # ~ one pixel at 1.3 m
     assert error.max() < 0.25 * pixel_metres, error

@@ -77,26 +77,6 @@ def gaussian_heatmaps(uv: torch.Tensor, height: int, width: int, sigma: float) -
     return flat.view(*uv.shape[:-1], height, width)
 
 
-def sample_heatmaps(heatmaps: torch.Tensor, uv: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Values of ``heatmaps [B, V, H, W]`` at ``uv [B, V, P, 2]``; 0 where not ``valid``.
-
-    Bicubic, not bilinear: a bilinear surface peaks only at texel centres, which snaps the lifted
-    point towards pixel centres (measured: ~0.2 px mean error against ~0.03 px bicubic).
-    """
-    b, v, h, w = heatmaps.shape
-    # grid_sample with align_corners=False maps -1/+1 to the outer image edges, so pixel centres
-    # (col + 0.5) land exactly on texel centres.
-    grid = torch.stack([2.0 * uv[..., 0] / w - 1.0, 2.0 * uv[..., 1] / h - 1.0], dim=-1)
-    values = F.grid_sample(
-        heatmaps.reshape(b * v, 1, h, w),
-        grid.reshape(b * v, 1, -1, 2),
-        mode="bicubic",
-        padding_mode="zeros",
-        align_corners=False,
-    ).view(b, v, -1)
-    return values * valid.to(values.dtype)
-
-
 def workspace_grid(bounds: torch.Tensor, step: float) -> torch.Tensor:
     """``[G, 3]`` points of a regular grid (spacing ``step``, metres) covering ``bounds [6]``."""
     axes = []
@@ -112,8 +92,9 @@ def lift_heatmaps(
     intrinsics: torch.Tensor,
     extrinsics: torch.Tensor,
     bounds: torch.Tensor,
-    grid_step: float = 0.02,
-    refinements: int = 2,
+    grid_step: float = 0.04,
+    refinements: int = 3,
+    pool: int = 5,
 ) -> torch.Tensor:
     """The 3D point whose projections score highest on average over the views' heatmaps.
 
@@ -122,29 +103,74 @@ def lift_heatmaps(
     observed point cloud: keyframe targets often lie in free space (approach poses above objects),
     which no observed surface point contains. A candidate's score is the mean over views of the
     heatmap value at its projection (0 in views it falls outside of), as ARP/RVT-2 score points.
-    After the coarse grid, each of ``refinements`` rounds searches a 7x7x7 grid a third as fine
-    around the best point (final spacing ``grid_step / 3**refinements / ...`` ~ 2 mm by default).
+
+    Coarse to fine: the coarse grid (spacing ``grid_step`` metres) is scored on heatmaps widened by
+    a ``pool`` x ``pool`` max-pool, so it cannot fall between a narrow peak's pixels; then each of
+    ``refinements`` rounds scores a 7x7x7 grid of +-step at step/3 spacing around the best point on
+    the exact heatmaps, sampled bicubically (final spacing ``grid_step / 3**refinements``, 1.5 mm
+    by default). Bicubic, not bilinear: a bilinear surface peaks only at texel centres, which snaps
+    the point towards pixel centres (measured on Gaussian heatmaps at 32 px: 8.5 mm mean error
+    bilinear, 1.4 mm bicubic). The coarse grid is the cost (~10^4 points per sample at 4 cm).
 
     Returns ``[B, 3]`` metres.
     """
-    b, _, h, w = heatmaps.shape
+    b, v, h, w = heatmaps.shape
+    dtype = heatmaps.dtype
+    folded = _normalized_projection(intrinsics.to(dtype), extrinsics.to(dtype), h, w)  # [BV, 3, 4]
 
-    def score(candidates: torch.Tensor) -> torch.Tensor:  # [B, P, 3] -> [B, P]
-        uv, z = project(candidates, intrinsics, extrinsics)
-        return sample_heatmaps(heatmaps, uv, inside_image(uv, z, h, w)).mean(dim=1)
+    def score(maps: torch.Tensor, candidates: torch.Tensor, mode: str) -> torch.Tensor:
+        """``candidates [P, 3]`` shared by the batch, or ``[B, P, 3]`` -> mean score ``[B, P]``."""
+        ones = torch.ones_like(candidates[..., :1])
+        homogeneous = torch.cat([candidates, ones], dim=-1)
+        if candidates.ndim == 2:
+            # One GEMM for all B*V cameras: [P, 4] @ [4, BV*3].
+            pix = (homogeneous @ folded.reshape(-1, 4).T).view(-1, b * v, 3).transpose(0, 1)
+        else:
+            pix = torch.einsum("bpj,bvij->bvpi", homogeneous, folded.view(b, v, 3, 4))
+            pix = pix.reshape(b * v, -1, 3)
+        z = pix[..., 2]
+        grid = pix[..., :2] / z.clamp_min(1e-6).unsqueeze(-1)  # grid_sample coordinates
+        valid = (z > 1e-6) & (grid.abs() <= 1.0).all(dim=-1)
+        values = F.grid_sample(
+            maps.reshape(b * v, 1, h, w),
+            grid.unsqueeze(1),
+            mode=mode,
+            padding_mode="zeros",
+            align_corners=False,
+        ).view(b * v, -1)
+        return (values * valid.to(dtype)).view(b, v, -1).mean(dim=1)
 
-    grid = workspace_grid(bounds.to(heatmaps.dtype), grid_step)
-    best = grid[score(grid.expand(b, -1, -1)).argmax(dim=1)]  # [B, 3]
+    # Coarse stage: the grid is sparser than the pixels, so each peak is widened first (a
+    # pool x pool max-pool: every candidate within pool // 2 pixels of a peak sees its value);
+    # bilinear is enough here and cheaper than bicubic over ~10^4 candidates.
+    widened = F.max_pool2d(heatmaps, pool, stride=1, padding=pool // 2)
+    grid = workspace_grid(bounds.to(dtype), grid_step)
+    best = grid[score(widened, grid, "bilinear").argmax(dim=1)]  # [B, 3]
     step = grid_step
-    offsets = torch.linspace(-1.0, 1.0, 7, dtype=heatmaps.dtype, device=heatmaps.device)
+    offsets = torch.linspace(-1.0, 1.0, 7, dtype=dtype, device=heatmaps.device)
     cube = torch.stack(torch.meshgrid(offsets, offsets, offsets, indexing="ij"), -1).reshape(-1, 3)
-    lo, hi = bounds[:3].to(heatmaps.dtype), bounds[3:].to(heatmaps.dtype)
+    lo, hi = bounds[:3].to(dtype), bounds[3:].to(dtype)
     for _ in range(refinements):
         # +-step around the best point at step/3 spacing covers the coarse cell and its neighbours.
         candidates = (best[:, None, :] + cube * step).clamp(lo, hi)
-        best = candidates[torch.arange(b), score(candidates).argmax(dim=1)]
+        best = candidates[torch.arange(b), score(heatmaps, candidates, "bicubic").argmax(dim=1)]
         step /= 3.0
     return best
+
+
+def _normalized_projection(
+    intrinsics: torch.Tensor, extrinsics: torch.Tensor, height: int, width: int
+) -> torch.Tensor:
+    """``[B*V, 3, 4]`` maps from homogeneous world points to ``(x, y, z)`` with ``(x/z, y/z)`` in
+    ``grid_sample``'s [-1, 1] coordinates (align_corners=False) and ``z`` the depth."""
+    rotation_t = extrinsics[..., :3, :3].transpose(-1, -2)
+    world_to_camera = torch.cat(
+        [rotation_t, -(rotation_t @ extrinsics[..., :3, 3:4])], dim=-1
+    )  # [B, V, 3, 4]
+    pixel = intrinsics @ world_to_camera  # rows: u*z, v*z, z
+    scale = torch.tensor([2.0 / width, 2.0 / height], dtype=pixel.dtype, device=pixel.device)
+    xy = pixel[..., :2, :] * scale[:, None] - pixel[..., 2:3, :]
+    return torch.cat([xy, pixel[..., 2:3, :]], dim=-2).reshape(-1, 3, 4)
 
 
 # ---------------------------------------------------------------- rotations

@@ -387,6 +387,7 @@ class KeyframePolicy(nn.Module):
             self.bounds,
             cfg.lift_grid_step,
             cfg.lift_refinements,
+            cfg.lift_pool,
         )
         position = geometry.normalize_points(xyz, self.bounds)
         bins = torch.zeros(b, 0, dtype=torch.long, device=memory.device)
