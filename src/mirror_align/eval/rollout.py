@@ -1,0 +1,226 @@
+"""Rollouts of the EE policy in MirrorBench (Table 2): success per task, per evaluation seed.
+
+Evaluation seed ``s`` rolls out, for each task, ``episodes_per_task`` scenes of the split's seed range
+(episode i: variation ``i % n_variations``, scene seed ``split base + s * episodes_per_task + i``),
+so seed 0 uses exactly the scenes of the generated split and later seeds use fresh scenes of it.
+Each rollout runs at most ``max_steps`` keyframe steps. Worker processes each load the policy once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.util
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mirror_align.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class RolloutJob:
+    """One rollout: a task's scene (seed, variation) under evaluation seed ``eval_seed``."""
+
+    task: str
+    eval_seed: int
+    index: int  # episode index within (task, eval_seed)
+    seed: int  # scene seed
+    variation: int
+
+
+@dataclass
+class RolloutRecord:
+    """The outcome of one rollout."""
+
+    task: str
+    eval_seed: int
+    index: int
+    seed: int
+    variation: int
+    instruction_id: int
+    success: bool
+    steps: int  # keyframe steps taken
+    failure_reason: str
+
+
+def plan_rollouts(
+    tasks: list[str], episodes_per_task: int, eval_seeds: int, split: str = "test"
+) -> list[RolloutJob]:
+    """Every rollout of an evaluation on ``split``'s seed range, in a fixed order."""
+    from mirror_align.data.generate import SPLIT_SEED_BASE, TASK_SEED_STRIDE
+    from mirror_align.sim import TASK_NAMES, get_task
+
+    if split not in SPLIT_SEED_BASE:
+        raise UserInputError(f"--split {split!r} is not one of {', '.join(SPLIT_SEED_BASE)}")
+    if episodes_per_task < 1 or eval_seeds < 1:
+        raise UserInputError("--episodes-per-task and --eval-seeds must be >= 1")
+    jobs = []
+    for task in tasks:
+        base = SPLIT_SEED_BASE[split] + TASK_SEED_STRIDE * TASK_NAMES.index(task)
+        variations = get_task(task).variation_count
+        for s in range(eval_seeds):
+            for i in range(episodes_per_task):
+                jobs.append(
+                    RolloutJob(task, s, i, base + s * episodes_per_task + i, i % variations)
+                )
+    return jobs
+
+
+def observation_batch(obs: dict, instruction_id: int) -> dict[str, torch.Tensor]:
+    """One env observation as an EE batch of size 1 (docs/interfaces.md)."""
+    from mirror_align.data.geometry import depth_to_points
+    from mirror_align.sim import CAMERAS
+
+    views = [obs[c] for c in CAMERAS]
+    points = [depth_to_points(v["depth"], v["intrinsics"], v["extrinsics"]) for v in views]
+    batch = {
+        "rgb": np.stack([v["rgb"] for v in views]),
+        "depth": np.stack([v["depth"] for v in views]).astype(np.float32),
+        "points": np.stack(points).astype(np.float32),
+        "intrinsics": np.stack([v["intrinsics"] for v in views]).astype(np.float32),
+        "extrinsics": np.stack([v["extrinsics"] for v in views]).astype(np.float32),
+        "proprio": np.asarray(obs["proprio"], dtype=np.float32),
+    }
+    out = {k: torch.from_numpy(np.ascontiguousarray(v))[None] for k, v in batch.items()}
+    out["instruction_id"] = torch.tensor([instruction_id], dtype=torch.int64)
+    return out
+
+
+class _Roller:
+    """Per-process state: the policy and one env per task."""
+
+    def __init__(
+        self, run_dir: str, step: int | None, max_steps: int, video_dir: str | None, videos: int
+    ) -> None:
+        from mirror_align.eval.loading import load_run
+
+        run = load_run(run_dir, step)
+        if "ee" not in run.modules:
+            raise UserInputError(f"{run_dir}: method {run.method!r} has no EE policy to roll out")
+        self.policy = run.modules["ee"]
+        self.image_size = run.config.ee.image_size
+        self.max_steps = max_steps
+        self.video_dir = Path(video_dir) if video_dir else None
+        self.videos = videos
+        self.envs: dict = {}
+
+    @torch.no_grad()
+    def __call__(self, job: RolloutJob) -> RolloutRecord:
+        from mirror_align.sim import array_to_action, make_env
+
+        if job.task not in self.envs:
+            self.envs[job.task] = make_env(job.task, image_size=self.image_size)
+        env = self.envs[job.task]
+        obs, info = env.reset(seed=job.seed, options={"variation": job.variation})
+        instruction = int(info["instruction_id"])
+        success, steps, reason = False, 0, ""
+        while steps < self.max_steps:
+            steps += 1
+            action = self.policy.predict(observation_batch(obs, instruction))[0].numpy()
+            obs, _, terminated, truncated, info = env.step(array_to_action(action))
+            success = bool(info["success"])
+            if terminated or truncated:
+                break
+        if not success:
+            reason = info.get("failure_reason") or "not solved within the step budget"
+        if self.video_dir is not None and job.index < self.videos and job.eval_seed == 0:
+            import imageio.v2 as imageio
+
+            self.video_dir.mkdir(parents=True, exist_ok=True)
+            name = f"{job.task}_{job.index:03d}_{'success' if success else 'failure'}.mp4"
+            imageio.mimwrite(self.video_dir / name, env.video_frames(), fps=10)
+        return RolloutRecord(
+            job.task,
+            job.eval_seed,
+            job.index,
+            job.seed,
+            job.variation,
+            instruction,
+            success,
+            steps,
+            reason,
+        )
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            env.close()
+        self.envs.clear()
+
+
+_ROLLER: _Roller | None = None
+
+
+def _init(
+    run_dir: str, step: int | None, max_steps: int, video_dir: str | None, videos: int
+) -> None:
+    global _ROLLER
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    from mirror_align.headless import configure_headless_rendering
+
+    configure_headless_rendering()
+    _ROLLER = _Roller(run_dir, step, max_steps, video_dir, videos)
+    # Close the renderers when a pool worker ends normally; its atexit hooks never run.
+    multiprocessing.util.Finalize(_ROLLER, _ROLLER.close, exitpriority=10)
+
+
+def _run(job: RolloutJob) -> RolloutRecord:
+    return _ROLLER(job)
+
+
+def run_rollouts(
+    run_dir: str | Path,
+    jobs: list[RolloutJob],
+    step: int | None = None,
+    max_steps: int = 25,
+    workers: int = 1,
+    video_dir: str | Path | None = None,
+    videos_per_task: int = 0,
+    progress: bool = True,
+) -> list[RolloutRecord]:
+    """Run ``jobs`` with the run's policy in ``workers`` processes; records in job order."""
+    args = (str(run_dir), step, max_steps, str(video_dir) if video_dir else None, videos_per_task)
+    bar = tqdm(total=len(jobs), desc="rollouts", unit="episode", disable=not progress)
+    records: list[RolloutRecord] = []
+    if workers <= 1:
+        threads = torch.get_num_threads()
+        _init(*args)
+        try:
+            for job in jobs:
+                records.append(_run(job))
+                bar.update(1)
+        finally:
+            _ROLLER.close()
+            torch.set_num_threads(threads)
+    else:
+        context = multiprocessing.get_context("spawn")
+        pool = context.Pool(workers, initializer=_init, initargs=args)
+        try:
+            for record in pool.imap(_run, jobs):
+                records.append(record)
+                bar.update(1)
+            pool.close()  # workers exit normally and close their renderers
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+    bar.close()
+    return records
+
+
+def success_by_task(records: list[RolloutRecord]) -> dict[str, dict[int, float]]:
+    """``{task: {eval_seed: success rate}}``."""
+    table: dict[str, dict[int, list[bool]]] = {}
+    for r in records:
+        table.setdefault(r.task, {}).setdefault(r.eval_seed, []).append(r.success)
+    return {t: {s: float(np.mean(v)) for s, v in seeds.items()} for t, seeds in table.items()}
+
+
+def records_as_dicts(records: list[RolloutRecord]) -> list[dict]:
+    """JSON-ready rollout records."""
+    return [asdict(r) for r in records]
