@@ -25,6 +25,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "insert_onto_square_peg": "mirror_align.sim.tasks.insert_onto_square_peg:InsertOntoSquarePeg",
     "place_shape_in_shape_sorter": "mirror_align.sim.tasks.place_shape_in_shape_sorter:PlaceShapeInShapeSorter",
     "put_groceries_in_cupboard": "mirror_align.sim.tasks.put_groceries_in_cupboard:PutGroceriesInCupboard",
+    "place_cups": "mirror_align.sim.tasks.place_cups:PlaceCups",
 }
 
 
