@@ -5,6 +5,7 @@ descriptions. Per sample (docs/interfaces.md, EE batch):
 
 * **Inputs**: the V cameras' ``rgb`` and ``points`` (world xyz of every pixel, normalised to
   [-1, 1] over the workspace), ``proprio`` and the instruction (``instruction_id`` -> tokens).
+  ``depth`` is not read: ``points`` already holds it, back-projected with the camera poses.
 * **Backbone**: a Conv2d patch embedding per view (6 channels: RGB + xyz), ``view_depth`` layers
   of attention within each view, then ``joint_depth`` layers over all views' tokens, the
   language tokens and one proprioception token.
