@@ -27,6 +27,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "place_shape_in_shape_sorter": "mirror_align.sim.tasks.place_shape_in_shape_sorter:PlaceShapeInShapeSorter",
     "put_groceries_in_cupboard": "mirror_align.sim.tasks.put_groceries_in_cupboard:PutGroceriesInCupboard",
     "place_cups": "mirror_align.sim.tasks.place_cups:PlaceCups",
+    "stack_cups": "mirror_align.sim.tasks.stack_cups:StackCups",
 }
 
 
