@@ -23,6 +23,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "place_wine_at_rack_location": "mirror_align.sim.tasks.place_wine_at_rack_location:PlaceWineAtRackLocation",
     "reach_and_drag": "mirror_align.sim.tasks.reach_and_drag:ReachAndDrag",
     "light_bulb_in": "mirror_align.sim.tasks.light_bulb_in:LightBulbIn",
+    "stack_blocks": "mirror_align.sim.tasks.stack_blocks:StackBlocks",
     "insert_onto_square_peg": "mirror_align.sim.tasks.insert_onto_square_peg:InsertOntoSquarePeg",
     "place_shape_in_shape_sorter": "mirror_align.sim.tasks.place_shape_in_shape_sorter:PlaceShapeInShapeSorter",
     "put_groceries_in_cupboard": "mirror_align.sim.tasks.put_groceries_in_cupboard:PutGroceriesInCupboard",
