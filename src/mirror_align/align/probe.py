@@ -78,8 +78,11 @@ class ProbeConfig:
     weight_decay: float = 1e-4
     # Upper limit on training epochs (passes over the train pairs).
     max_epochs: int = 100
-    # Stop after this many epochs without a better validation Recall@1 (ties: lower val loss wins).
-    patience: int = 8
+    # Stop after this many epochs without a better validation Recall@1. At equal recall (e.g. once it
+    # saturates at 1) a validation MI bound higher by more than min_delta_nats also counts as better.
+    patience: int = 6
+    # The smallest validation MI gain (nats) that counts as progress when the recall ties.
+    min_delta_nats: float = 0.01
     # Standardise each feature with the train rows' mean and std before projecting.
     standardize: bool = True
     # k of the mutual k-NN metric.
@@ -334,7 +337,9 @@ def probe(
             optimizer.step()
         epochs_run = epoch
         score = score_val()
-        if score > best:
+        if score[0] > best[0] or (
+            score[0] == best[0] and score[1] > best[1] + config.min_delta_nats
+        ):
             best, best_epoch, since_best = score, epoch, 0
             best_state = copy.deepcopy(aligner.state_dict())
         else:
