@@ -10,7 +10,7 @@ Prints, for the implemented MirrorBench tasks:
   on a busy 2-core machine is much slower), and a memory-copy reference;
 - memory of the in-memory cache, per episode and extrapolated to 18 tasks x 100 episodes at 64 px.
 
-Usage: python benchmarks/bench_data.py [--episodes 12] [--tasks open_drawer,...]
+Usage: python benchmarks/bench_data.py [--episodes 12] [--tasks open_drawer,...] [--loaders-only]
 """
 
 from __future__ import annotations
@@ -126,6 +126,11 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=12, help="episodes per task per setting")
     parser.add_argument("--tasks", default="all", help="'all' implemented tasks or a list")
     parser.add_argument("--video-frames", type=int, default=32)
+    parser.add_argument(
+        "--loaders-only",
+        action="store_true",
+        help="skip the generation measurements (a 64 px dataset is still generated for loaders)",
+    )
     args = parser.parse_args()
     tasks = parse_tasks(args.tasks)
     workdir = Path(tempfile.mkdtemp(prefix="bench_data_"))
@@ -135,39 +140,43 @@ def main() -> int:
         "absolute rates; ratios compare runs under similar load)"
     )
     try:
-        rates = {}
-        for size in (64, 128):
-            reference = bare_simulator_rate(tasks, args.episodes, size, args.video_frames)
-            print(f"[{size:3d} px] bare simulator (reference): {reference:6.2f} episodes/s")
-            for workers in (1, 2):
-                out = workdir / f"gen_{size}_{workers}"
-                cpu_before = cpu_seconds()
-                result = generate(out, tasks, args.episodes, "train", size, args.video_frames,
-                                  workers, progress=False)  # fmt: skip
-                cpu = (cpu_seconds() - cpu_before) / result.generated
-                rate = result.episodes_per_second
-                rates[(size, workers)] = (rate, cpu)
-                per_episode = DatasetReader(out).summary()["bytes_per_episode"]
+        if args.loaders_only:
+            generate(workdir / "gen_64_2", tasks, args.episodes, "train", 64, args.video_frames, 2,
+                     progress=False)  # fmt: skip
+        else:
+            rates = {}
+            for size in (64, 128):
+                reference = bare_simulator_rate(tasks, args.episodes, size, args.video_frames)
+                print(f"[{size:3d} px] bare simulator (reference): {reference:6.2f} episodes/s")
+                for workers in (1, 2):
+                    out = workdir / f"gen_{size}_{workers}"
+                    cpu_before = cpu_seconds()
+                    result = generate(out, tasks, args.episodes, "train", size, args.video_frames,
+                                      workers, progress=False)  # fmt: skip
+                    cpu = (cpu_seconds() - cpu_before) / result.generated
+                    rate = result.episodes_per_second
+                    rates[(size, workers)] = (rate, cpu)
+                    per_episode = DatasetReader(out).summary()["bytes_per_episode"]
+                    print(
+                        f"[{size:3d} px] generate, {workers} worker(s): {rate:6.2f} episodes/s "
+                        f"(x{rate / reference:.2f} of the bare simulator), {cpu:.3f} CPU s/episode, "
+                        f"{per_episode / 1024:.1f} KB/episode on disk, {result.total_failed} failed"
+                    )
+            rate = rates[(128, 2)][0]
+            cpu = rates[(128, 1)][1]  # in-process run: the per-episode work without worker start-up
+            for label, seconds in (
+                ("at the measured rate", PAPER_EPISODES / rate),
+                (
+                    "from the 1-worker CPU time per episode spread over 2 idle cores",
+                    PAPER_EPISODES * cpu / 2,
+                ),
+            ):
                 print(
-                    f"[{size:3d} px] generate, {workers} worker(s): {rate:6.2f} episodes/s "
-                    f"(x{rate / reference:.2f} of the bare simulator), {cpu:.3f} CPU s/episode, "
-                    f"{per_episode / 1024:.1f} KB/episode on disk, {result.total_failed} failed"
+                    f"projection, 18 tasks x 125 episodes at 128 px with 2 workers, {label}: "
+                    f"{seconds / 60:.1f} min (target {TARGET_SECONDS / 60:.0f} min: "
+                    f"{'met' if seconds <= TARGET_SECONDS else 'NOT met'}; from {len(tasks)} "
+                    "implemented task(s), others may have more keyframes)"
                 )
-        rate = rates[(128, 2)][0]
-        cpu = rates[(128, 1)][1]  # in-process run: the per-episode work without worker start-up
-        for label, seconds in (
-            ("at the measured rate", PAPER_EPISODES / rate),
-            (
-                "from the 1-worker CPU time per episode spread over 2 idle cores",
-                PAPER_EPISODES * cpu / 2,
-            ),
-        ):
-            print(
-                f"projection, 18 tasks x 125 episodes at 128 px with 2 workers, {label}: "
-                f"{seconds / 60:.1f} min (target {TARGET_SECONDS / 60:.0f} min: "
-                f"{'met' if seconds <= TARGET_SECONDS else 'NOT met'}; from {len(tasks)} "
-                "implemented task(s), others may have more keyframes)"
-            )
 
         # Loaders on the 64 px dataset (the quick-run size).
         import torch
@@ -191,7 +200,7 @@ def main() -> int:
         ee_disk = EEKeyframeDataset(root, "train", augment=True, cache=False)
         threads = torch.get_num_threads()
         for name, cached_ds, disk_ds in (("AU clips", au, au_disk), ("EE keyframes", ee, ee_disk)):
-            reference = loader_rate(disk_ds, 32, 0, 10)
+            reference = loader_rate(disk_ds, 32, 0, 10, collate)
             rows = [
                 (0, threads, default_collate, "default_collate"),
                 (0, 1, default_collate, "default_collate"),

@@ -34,7 +34,9 @@ def _generate(out: Path, n: int, split: str = "train", workers: int = 1, size: s
 
 def test_generate_verify_info_round_trip(tmp_path, capsys):
     out = tmp_path / "bench"
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "LP_NUM_THREADS")}
     assert _generate(out, 4, "train", workers=2) == 0
+    assert {k: os.environ.get(k) for k in env} == env  # only the workers ran single-threaded
     assert _generate(out, 2, "test") == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("generate: 4 episodes in ") and "episodes/s, 2 worker(s)" in lines[0]

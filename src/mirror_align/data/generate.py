@@ -12,6 +12,8 @@ import multiprocessing.util
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +181,22 @@ def _run_job(job: Job) -> dict[str, Any]:
     return _WORKER(job)
 
 
+@contextmanager
+def _single_threaded_children() -> Iterator[None]:
+    """Workers started inside inherit LP_NUM_THREADS=1 and OMP_NUM_THREADS=1 (Mesa's raster
+    threads and OpenMP would oversubscribe the cores); this process's environment is restored."""
+    saved = {name: os.environ.get(name) for name in ("LP_NUM_THREADS", "OMP_NUM_THREADS")}
+    os.environ.update({name: "1" for name in saved})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @dataclass
 class GenerateResult:
     generated: int  # episodes written by this run
@@ -244,12 +262,12 @@ def generate(
             finally:
                 worker.close()
         else:
-            # Mesa's raster threads and OpenMP would oversubscribe the cores with several workers.
-            os.environ["LP_NUM_THREADS"] = "1"
-            os.environ["OMP_NUM_THREADS"] = "1"
             context = multiprocessing.get_context("spawn")  # no GL or HDF5 state across fork
             init = (str(out), writer.meta.to_dict(), image_size, video_frames)
-            with context.Pool(workers, initializer=_init_worker, initargs=init) as pool:
+            with (
+                _single_threaded_children(),
+                context.Pool(workers, initializer=_init_worker, initargs=init) as pool,
+            ):
                 for entry in pool.imap_unordered(_run_job, pending, chunksize=1):
                     writer.register(entry)
                     failed += not entry["success"]
