@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import resource
 import time
 
@@ -122,10 +123,19 @@ def main() -> None:
     parser.add_argument("--recall-n", type=int, default=100_000, help="N of the large chunked run")
     parser.add_argument("--recall-dim", type=int, default=128, help="D of the retrieval runs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    parser.add_argument("--skip-recall", action="store_true", help="time only the probe")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}"
+    )
     bench_probe(args.n, args.d, args.seed)
-    bench_recall(args.recall_ref_n, args.recall_n, args.recall_dim, args.seed)
+    if not args.skip_recall:
+        bench_recall(args.recall_ref_n, args.recall_n, args.recall_dim, args.seed)
 
 
 if __name__ == "__main__":
