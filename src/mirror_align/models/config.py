@@ -73,6 +73,11 @@ class VideoTextConfig:
     mask_ratio: float = 0.5
     # Size of the joint video-text space.
     embed_dim: int = 128
+    # Batch-normalise the projected video embedding (no affine) before the cosine. Trained from
+    # scratch, clips of one scene give nearly identical embeddings at initialisation, and the
+    # contrastive loss first collapses them onto one point (loss stuck at log B); centring over the
+    # batch removes that common part. Off for pretrained ViCLIP weights (the paper preset).
+    video_batch_norm: bool = True
     # Temperature of the video-text contrastive loss (supplement C.1: tau_vclip = 0.05).
     tau: float = 0.05
     # Gather features over DDP ranks so that every rank sees the global batch as negatives.
@@ -223,6 +228,7 @@ def video_text_preset(name: str) -> VideoTextConfig:
         activation="quick_gelu",
         mask_ratio=0.9,
         embed_dim=512,
+        video_batch_norm=False,
         text=TextConfig(width=512, depth=12, heads=8),
         batch_size=192,
         lr=1e-5,

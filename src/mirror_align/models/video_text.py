@@ -81,6 +81,11 @@ class VideoTextModel(nn.Module):
         self.text_proj = nn.Linear(self.text.pooled_width, config.embed_dim, bias=False)
         nn.init.trunc_normal_(self.video_proj.weight, std=config.width**-0.5)
         nn.init.trunc_normal_(self.text_proj.weight, std=self.text.pooled_width**-0.5)
+        # Centres and scales each joint-space dimension over the batch (running statistics at
+        # evaluation); see VideoTextConfig.video_batch_norm for why.
+        self.video_norm = (
+            nn.BatchNorm1d(config.embed_dim, affine=False) if config.video_batch_norm else None
+        )
         self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(config.pixel_std), persistent=False)
 
@@ -131,7 +136,10 @@ class VideoTextModel(nn.Module):
 
     def video_embeddings(self, u: torch.Tensor) -> torch.Tensor:
         """Unit-norm video embeddings ``[B, embed_dim]`` from ``u``."""
-        return F.normalize(self.video_proj(u), dim=-1)
+        z = self.video_proj(u)
+        if self.video_norm is not None:
+            z = self.video_norm(z)
+        return F.normalize(z, dim=-1)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> ModelOutput:
         """Loss, its parts and ``u`` from one pass over the video encoder."""
