@@ -73,6 +73,17 @@ def test_masking_only_in_training():
     assert not torch.allclose(model.represent(b), model.represent(b))
 
 
+def test_a_training_batch_of_one_uses_running_statistics():
+    model = tiny_model(mask_ratio=0.0)
+    b = batch(n=1)
+    loss = model.loss(b)
+    assert torch.isfinite(loss)
+    u = model.represent(b)
+    in_training = model.video_embeddings(u)
+    model.eval()
+    assert torch.allclose(in_training, model.video_embeddings(u))
+
+
 def test_clips_of_other_length_and_size_are_resampled():
     model = tiny_model().eval()
     u = model.represent(batch(frames=7, size=48))

@@ -137,8 +137,12 @@ class VideoTextModel(nn.Module):
     def video_embeddings(self, u: torch.Tensor) -> torch.Tensor:
         """Unit-norm video embeddings ``[B, embed_dim]`` from ``u``."""
         z = self.video_proj(u)
-        if self.video_norm is not None:
-            z = self.video_norm(z)
+        norm = self.video_norm
+        if norm is not None:
+            if self.training and z.shape[0] > 1:
+                z = norm(z)
+            else:  # a batch of one has no batch statistics: use the running ones
+                z = F.batch_norm(z, norm.running_mean, norm.running_var, eps=norm.eps)
         return F.normalize(z, dim=-1)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> ModelOutput:
