@@ -21,14 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from mirror_align.align import Aligner
 from mirror_align.align.pairing import key_field
 from mirror_align.atomic import write_json_atomic
 from mirror_align.config import config_to_dict
-from mirror_align.data.loaders import AUClipDataset, EEKeyframeDataset
+from mirror_align.data.loaders import AUClipDataset, EEKeyframeDataset, collate
 from mirror_align.data.paired import PairedBatchSampler
 from mirror_align.errors import UserInputError
 from mirror_align.models import KeyframePolicy, VideoTextModel
@@ -147,10 +146,10 @@ class PairStream:
         au_batch = ee_batch = None
         if need_au:
             self.au.reseed(step * 1009 + self.rank)
-            au_batch = default_collate([self.au[i] for i, _ in pairs])
+            au_batch = collate([self.au[i] for i, _ in pairs])
         if need_ee:
             self.ee.reseed(step * 1013 + self.rank)
-            ee_batch = default_collate([self.ee[j] for _, j in pairs])
+            ee_batch = collate([self.ee[j] for _, j in pairs])
         return au_batch, ee_batch
 
 
