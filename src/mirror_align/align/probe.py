@@ -243,6 +243,24 @@ class _Standardizer:
         return torch.from_numpy(((x - self.mean) / self.std).astype(np.float32))
 
 
+@dataclass
+class FittedProbe:
+    """A trained probe: its test-row result, the projectors and the train-row standardisers."""
+
+    result: ProbeResult
+    aligner: Aligner  # T_u, T_e at the best validation epoch, in eval mode
+    scale_u: _Standardizer  # raw u -> standardised float32 tensor (train-row mean/std)
+    scale_e: _Standardizer
+
+    @torch.no_grad()
+    def project(self, u: ArrayLike, e: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """``z_u [N, dim]``, ``z_e [M, dim]`` (float32) of raw features ``u [N, du]``, ``e [M, de]``."""
+        self.aligner.eval()
+        z_u = project_in_chunks(self.aligner.project_u, self.scale_u(np.asarray(u, np.float32)))
+        z_e = project_in_chunks(self.aligner.project_e, self.scale_e(np.asarray(e, np.float32)))
+        return z_u.numpy(), z_e.numpy()
+
+
 def probe(
     u: ArrayLike,
     e: ArrayLike,
@@ -253,6 +271,17 @@ def probe(
 
     ``keys`` maps ``episode_id``, ``instruction_id``, ``task_id`` to integer arrays ``[N]``.
     """
+    return fit_probe(u, e, keys, config).result
+
+
+def fit_probe(
+    u: ArrayLike,
+    e: ArrayLike,
+    keys: Mapping[str, ArrayLike],
+    config: ProbeConfig | None = None,
+) -> FittedProbe:
+    """:func:`probe`, also returning the fitted projectors and standardisers (e.g. to project
+    other rows into the probe's shared space, as the t-SNE of paper Fig. 6 does)."""
     config = config or ProbeConfig()
     _validate(config)
     started = time.perf_counter()
@@ -397,7 +426,8 @@ def probe(
         seconds=time.perf_counter() - started,
         config=asdict(config),
     )
-    return result
+    aligner.eval()
+    return FittedProbe(result, aligner, scale_u, scale_e)
 
 
 @dataclass
