@@ -190,3 +190,10 @@ def is_au_step(step: int, au_share: float) -> bool:
     holds floor(n * share) AU steps (with share 0.2: steps 4, 9, 14, ...).
     """
     return int((step + 1) * au_share + 1e-9) > int(step * au_share + 1e-9)
+
+
+def loop_steps_count(config: ExperimentConfig, method: str) -> int:
+    """Loop iterations of a method: every step, or only the AU steps for the AU baseline."""
+    if method == "au":
+        return sum(is_au_step(s, config.train.au_share) for s in range(config.train.steps))
+    return config.train.steps

@@ -1,0 +1,27 @@
+"""`mirror-align ablate`: Table 3 (pairing x tau) plus the beyond-the-paper runs, at one seed."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "ablate"
+HELP = "the ablation grid: pairing {episode, instruction, class} x tau {0.02, 0.1, 0.2}, plus multi-positive and MLP"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="quick", choices=("tiny", "quick", "paper"))
+    parser.add_argument("--config", default=None, help="a YAML config instead of a preset")
+    parser.add_argument("--out", required=True, help="experiment folder (shared with reproduce)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mirror_align.commands.reproduce import preset_path
+    from mirror_align.eval.reproduce import reproduce
+    from mirror_align.train.run_config import load_experiment
+
+    config = load_experiment(args.config or preset_path(args.preset), args.overrides)
+    reproduce(config, args.out, [config.seed], ablation=True, workers=args.workers, main=False)
+    print(f"ablate: done; report: {args.out}/report.html")
+    return 0
