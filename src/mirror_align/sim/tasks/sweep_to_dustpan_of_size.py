@@ -1,0 +1,1 @@
+"""claimed: in progress"""
