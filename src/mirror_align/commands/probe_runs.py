@@ -1,0 +1,136 @@
+"""`mirror-align probe-runs`: the probing experiments of trained runs (Fig. 3 left/right, Fig. 6)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+NAME = "probe-runs"
+HELP = (
+    "probe trained runs: Recall@1/MI/k-NN/CKA along training, success vs failure subsets, "
+    "t-SNE of the shared space (into --out)"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--au", required=True, help="AU run folder (mirror-align train --method au)"
+    )
+    parser.add_argument(
+        "--ee", required=True, help="EE run folder (mirror-align train --method ee)"
+    )
+    parser.add_argument("--mn", default=None, help="MN run folder for its t-SNE (optional)")
+    parser.add_argument("--data", required=True, help="dataset folder (mirror-align generate)")
+    parser.add_argument("--out", required=True, help="output folder, e.g. DIR/probing")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="subsamples per subset probe (Fig. 3 right)"
+    )
+    parser.add_argument(
+        "--split", default="test", choices=("train", "val", "test"), help="split of the subsets"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
+    )
+    parser.add_argument("--probe-dim", type=int, default=256, help="probe shared-space size")
+    parser.add_argument("--max-epochs", type=int, default=50, help="probe epoch limit")
+    parser.add_argument("--seed", type=int, default=0, help="probe and t-SNE seed")
+    parser.add_argument("--batch-size", type=int, default=32, help="feature extraction batch")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="read episodes from disk for every checkpoint instead of decoding them once",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from mirror_align.errors import UserInputError
+    from mirror_align.eval.experiments import (
+        default_probe_config,
+        open_store,
+        probe_along_training,
+        probe_success_subsets,
+        tsne_points,
+    )
+
+    for option in ("repeats", "probe_dim", "max_epochs", "batch_size"):
+        if getattr(args, option) < 1:
+            raise UserInputError(
+                f"--{option.replace('_', '-')}: must be >= 1, got {getattr(args, option)}"
+            )
+    if args.threads < 0:
+        raise UserInputError(f"--threads: must be >= 0, got {args.threads}")
+    for option in ("au", "ee", "mn", "data"):
+        value = getattr(args, option)
+        if value is not None and not Path(value).is_dir():
+            raise UserInputError(f"--{option}: {value} is not a folder")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    out = Path(args.out)
+    config = default_probe_config(dim=args.probe_dim, max_epochs=args.max_epochs, seed=args.seed)
+    store = open_store(
+        args.data, args.au, None, cache=not args.no_cache, batch_size=args.batch_size
+    )
+
+    along = probe_along_training(
+        args.au, args.ee, args.data, out / "along_training.jsonl", config, store=store
+    )
+    steps = [p.step for p in along.pairs]
+    print(
+        f"probe-runs: along training {along.run}: steps {steps} "
+        f"({len(along.results)} probed, {len(along.skipped_steps)} already done)",
+        file=sys.stderr,
+    )
+    if along.results:
+        last = along.results[max(along.results)]
+        print(
+            f"probe-runs: step {max(along.results)}: Recall@1 {last['recall_at_1']:.3f} "
+            f"(chance {last['chance']:.3f}), MI >= {last['mi_lower_bound_nats']:.3f} nats, "
+            f"mutual k-NN {last['mutual_knn']:.3f}, CKA {last['cka_linear']:.3f}",
+            file=sys.stderr,
+        )
+
+    subsets = probe_success_subsets(
+        args.au,
+        args.ee,
+        args.data,
+        out / "subsets.jsonl",
+        args.split,
+        args.repeats,
+        config,
+        store=store,
+    )
+    subset_text = []
+    for outcome in subsets:
+        if outcome.status == "written":
+            means = ", ".join(f"{k} {v:.3f}" for k, v in outcome.recall_at_1.items())
+            text = f"{outcome.comparison}: n={outcome.n_per_subset} per subset, Recall@1 {means}"
+        elif outcome.status == "present":
+            text = f"{outcome.comparison}: already in subsets.jsonl"
+        else:
+            text = f"{outcome.comparison}: MISSING ({outcome.reason})"
+        subset_text.append(text)
+        print(f"probe-runs: subsets {text}", file=sys.stderr)
+
+    tsne = tsne_points(
+        args.data,
+        out,
+        mn_run=args.mn,
+        au_run=args.au,
+        ee_run=args.ee,
+        probe_config=replace(config, pairing="instruction"),
+        seed=args.seed,
+        store=store,
+    )
+    missing = sum(outcome.status == "missing" for outcome in subsets)
+    print(
+        f"probe-runs: {len(steps)} checkpoint pairs, "
+        f"{len(subsets) - missing}/{len(subsets)} subset comparisons, "
+        f"{len(tsne)} t-SNE file(s) in {out} [{time.perf_counter() - started:.1f} s]"
+    )
+    return 0
