@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "show",
     "train",
     "evaluate",
+    "report",
     "probe_runs",
 ]
 
