@@ -1,0 +1,261 @@
+"""Read everything the report needs from a `reproduce` folder (layout: docs/experiments.md).
+
+Nothing here raises on a missing file: a missing input becomes ``None``/empty plus a note that
+names the file and the command that makes it, so the report can say so in the right section.
+A file that exists but is malformed is a :class:`~mirror_align.errors.UserInputError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mirror_align.errors import UserInputError
+from mirror_align.eval.metrics_log import MetricRecord, read_metrics
+
+RECOGNITION = "recognition_accuracy"
+SUCCESS = "success_rate"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One entry of ``manifest.json``."""
+
+    name: str
+    method: str  # au | ee | mn
+    seed: int
+    group: str  # main | ablation | beyond
+    pairing: str | None = None
+    tau: float | None = None
+    projector: str | None = None
+    multi_positive: bool | None = None
+
+
+@dataclass
+class RunMetrics:
+    """The evaluation of one run at its latest evaluated step on one split.
+
+    ``recognition[task]`` is an accuracy in [0, 1]; ``success[task][eval_seed]`` a success rate in
+    [0, 1]. ``task == "all"`` is the run's own mean over tasks, as written by ``evaluate``.
+    """
+
+    run: str
+    split: str
+    recognition_step: int | None = None
+    success_step: int | None = None
+    recognition: dict[str, float] = field(default_factory=dict)
+    success: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def success_mean(self, task: str) -> float | None:
+        """Mean over evaluation seeds of ``success[task]`` (``None`` if absent)."""
+        per_seed = self.success.get(task)
+        if not per_seed:
+            return None
+        return float(np.mean(list(per_seed.values())))
+
+
+@dataclass
+class TsnePoints:
+    """``probing/tsne_<run>.npz``: ``points [2N, 2]``, ``instruction_id [2N]``, ``model [2N]``."""
+
+    run: str
+    points: np.ndarray
+    instruction_id: np.ndarray
+    model: np.ndarray  # 0 = AU, 1 = EE
+
+
+@dataclass
+class ReportInputs:
+    """Everything read from ``DIR``; ``notes`` lists what was missing or odd, by section key."""
+
+    root: Path
+    split: str
+    config: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+    runs: list[RunInfo] = field(default_factory=list)
+    metrics: dict[str, RunMetrics] = field(default_factory=dict)
+    along_training: list[MetricRecord] | None = None
+    subsets: list[MetricRecord] | None = None
+    tsne: list[TsnePoints] = field(default_factory=list)
+    train_logs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def run(self, name: str) -> RunInfo | None:
+        return next((r for r in self.runs if r.name == name), None)
+
+    def group(self, group: str, method: str | None = None) -> list[RunInfo]:
+        """Runs of ``group`` (and ``method``), sorted by seed then name."""
+        found = [
+            r for r in self.runs if r.group == group and (method is None or r.method == method)
+        ]
+        return sorted(found, key=lambda r: (r.seed, r.name))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserInputError(f"report: {path} is not valid JSON ({err})") from err
+
+
+def _parse_run(entry: Any, path: Path, index: int) -> RunInfo:
+    if not isinstance(entry, dict):
+        raise UserInputError(f"report: {path} runs[{index}] is not an object")
+    missing = [k for k in ("name", "method", "seed", "group") if k not in entry]
+    if missing:
+        raise UserInputError(f"report: {path} runs[{index}] lacks field(s) {', '.join(missing)}")
+    tau = entry.get("tau")
+    return RunInfo(
+        name=str(entry["name"]),
+        method=str(entry["method"]),
+        seed=int(entry["seed"]),
+        group=str(entry["group"]),
+        pairing=entry.get("pairing"),
+        tau=None if tau is None else float(tau),
+        projector=entry.get("projector"),
+        multi_positive=entry.get("multi_positive"),
+    )
+
+
+def _latest(records: list[MetricRecord], metric: str) -> tuple[int | None, list[MetricRecord]]:
+    """Records of ``metric`` at its latest step; a repeated (task, seed) keeps the last line."""
+    chosen = [r for r in records if r.metric == metric]
+    if not chosen:
+        return None, []
+    step = max(r.step for r in chosen)
+    last: dict[tuple[str, int], MetricRecord] = {}
+    for r in chosen:
+        if r.step == step:
+            last[(r.task, r.seed)] = r
+    return step, list(last.values())
+
+
+def read_run_metrics(path: Path, run: str, split: str, notes: list[str]) -> RunMetrics | None:
+    """``runs/<run>/metrics.jsonl`` reduced to :class:`RunMetrics` (``None`` when absent)."""
+    if not path.is_file():
+        notes.append(
+            f"`{path.parent.name}/metrics.jsonl` is missing: run `mirror-align evaluate {path.parent}`."
+        )
+        return None
+    records, torn = read_metrics(path)
+    if torn:
+        notes.append(f"`{path}`: {torn} torn line(s) skipped (an interrupted write).")
+    on_split = [r for r in records if r.split == split]
+    if records and not on_split:
+        others = ", ".join(sorted({r.split for r in records}))
+        notes.append(
+            f"`{path}` has no `{split}` records (only: {others}): "
+            f"run `mirror-align evaluate {path.parent} --split {split}`."
+        )
+    out = RunMetrics(run=run, split=split)
+    out.recognition_step, rec = _latest(on_split, RECOGNITION)
+    by_task: dict[str, list[float]] = defaultdict(list)
+    for r in rec:
+        by_task[r.task].append(float(r.value))
+    out.recognition = {t: float(np.mean(v)) for t, v in by_task.items()}
+    out.success_step, suc = _latest(on_split, SUCCESS)
+    for r in suc:
+        out.success.setdefault(r.task, {})[int(r.seed)] = float(r.value)
+    return out
+
+
+def _read_probing(path: Path, command: str, notes: list[str]) -> list[MetricRecord] | None:
+    if not path.is_file():
+        notes.append(f"`probing/{path.name}` is missing: it is made by `{command}`.")
+        return None
+    records, torn = read_metrics(path)
+    if torn:
+        notes.append(f"`{path}`: {torn} torn line(s) skipped.")
+    return records
+
+
+def _read_tsne(path: Path) -> TsnePoints:
+    try:
+        with np.load(path) as npz:
+            arrays = {k: np.asarray(npz[k]) for k in ("points", "instruction_id", "model")}
+    except KeyError as err:
+        raise UserInputError(f"report: {path} lacks array {err}") from err
+    except (OSError, ValueError) as err:
+        raise UserInputError(f"report: {path} is not a readable .npz ({err})") from err
+    points = arrays["points"]
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise UserInputError(f"report: {path} points has shape {points.shape}, expected [2N, 2]")
+    for key in ("instruction_id", "model"):
+        if arrays[key].shape != (points.shape[0],):
+            raise UserInputError(
+                f"report: {path} {key} has shape {arrays[key].shape}, expected ({points.shape[0]},)"
+            )
+    run = path.stem.removeprefix("tsne_")
+    return TsnePoints(run, points.astype(float), arrays["instruction_id"], arrays["model"])
+
+
+def read_train_log(path: Path) -> list[dict[str, Any]]:
+    """Records of a ``train_log.jsonl``; torn lines are skipped."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "step" in record:
+            out.append(record)
+    return out
+
+
+def load_inputs(root: str | Path, split: str = "test") -> ReportInputs:
+    """Read ``root`` (a `reproduce` folder) into :class:`ReportInputs`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserInputError(f"report: {root} is not a folder")
+    inputs = ReportInputs(root=root, split=split)
+    notes = inputs.notes
+    reproduce = f"mirror-align reproduce --out {root}"
+
+    config_path = root / "config.json"
+    if config_path.is_file():
+        inputs.config = _read_json(config_path)
+    else:
+        notes["config"].append(f"`config.json` is missing: it is written by `{reproduce}`.")
+
+    manifest_path = root / "manifest.json"
+    if manifest_path.is_file():
+        manifest = _read_json(manifest_path)
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("runs"), list):
+            raise UserInputError(f"report: {manifest_path} has no `runs` list")
+        inputs.manifest = manifest
+        inputs.runs = [_parse_run(e, manifest_path, i) for i, e in enumerate(manifest["runs"])]
+    else:
+        notes["manifest"].append(f"`manifest.json` is missing: it is written by `{reproduce}`.")
+
+    for info in inputs.runs:
+        run_dir = root / "runs" / info.name
+        metrics = read_run_metrics(run_dir / "metrics.jsonl", info.name, split, notes[info.group])
+        if metrics is not None:
+            inputs.metrics[info.name] = metrics
+        log_path = run_dir / "train_log.jsonl"
+        if log_path.is_file():
+            inputs.train_logs[info.name] = read_train_log(log_path)
+    if inputs.runs and not inputs.train_logs:
+        notes["training"].append(
+            f"no `runs/*/train_log.jsonl` found: they are written by `mirror-align train` ({reproduce})."
+        )
+
+    probing = root / "probing"
+    inputs.along_training = _read_probing(
+        probing / "along_training.jsonl", f"{reproduce} (probing stage)", notes["fig3_left"]
+    )
+    inputs.subsets = _read_probing(
+        probing / "subsets.jsonl", f"{reproduce} (probing stage)", notes["fig3_right"]
+    )
+    tsne_files = sorted(probing.glob("tsne_*.npz")) if probing.is_dir() else []
+    inputs.tsne = [_read_tsne(p) for p in tsne_files]
+    if not tsne_files:
+        notes["fig6"].append(
+            f"no `probing/tsne_<run>.npz` found: they are made by `{reproduce}` (probing stage)."
+        )
+    return inputs

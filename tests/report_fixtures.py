@@ -1,0 +1,174 @@
+"""A fake but well-formed `reproduce` folder (docs/experiments.md), written through the public
+record writer, with values given by closed-form functions so tests can recompute them.
+
+Values are fractions in [0, 1]; ``mn_gain`` is added to every MN number, so its sign flips the
+verdict.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mirror_align.eval.metrics_log import MetricRecord, append_metrics
+
+TASKS = ("reach_and_drag", "open_drawer")
+SEEDS = (0, 1)
+EVAL_SEEDS = (0, 1, 2)
+STEP = 40
+PAIRINGS = ("episode", "instruction", "class")
+TAUS = (0.02, 0.1, 0.2)
+
+
+def recognition(method: str, seed: int, task_index: int, mn_gain: float) -> float:
+    value = 0.50 + 0.10 * task_index + 0.02 * seed
+    return value + mn_gain + 0.01 * seed if method == "mn" else value
+
+
+def success(method: str, seed: int, task_index: int, eval_seed: int, mn_gain: float) -> float:
+    value = 0.40 + 0.10 * task_index + 0.03 * seed + 0.01 * eval_seed
+    return value + mn_gain + 0.01 * seed if method == "mn" else value
+
+
+def _run_entry(
+    name, method, seed, group, pairing="instruction", tau=0.1, projector="linear", multi=False
+):
+    return {
+        "name": name,
+        "method": method,
+        "seed": seed,
+        "group": group,
+        "pairing": pairing,
+        "tau": tau,
+        "projector": projector,
+        "multi_positive": multi,
+    }
+
+
+def _write_eval(root: Path, name: str, method: str, seed: int, mn_gain: float, offset: float = 0.0):
+    records = []
+    if method in ("au", "mn"):
+        values = [recognition(method, seed, k, mn_gain) + offset for k in range(len(TASKS))]
+        records += [
+            MetricRecord(name, STEP, "test", t, "recognition_accuracy", v, 0)
+            for t, v in zip(TASKS, values, strict=True)
+        ]
+        records.append(
+            MetricRecord(
+                name, STEP, "test", "all", "recognition_accuracy", float(np.mean(values)), 0
+            )
+        )
+    if method in ("ee", "mn"):
+        for e in EVAL_SEEDS:
+            values = [success(method, seed, k, e, mn_gain) + offset for k in range(len(TASKS))]
+            records += [
+                MetricRecord(name, STEP, "test", t, "success_rate", v, e)
+                for t, v in zip(TASKS, values, strict=True)
+            ]
+            records.append(
+                MetricRecord(name, STEP, "test", "all", "success_rate", float(np.mean(values)), e)
+            )
+    append_metrics(root / "runs" / name / "metrics.jsonl", records)
+    log = root / "runs" / name / "train_log.jsonl"
+    lines = []
+    for step in range(1, STEP + 1):
+        rec = {"step": step, "loss": 3.0 / step, "lr": 1e-4, "au_step": step % 5 == 0}
+        if method != "au":
+            rec["loss_ee"] = 2.0 / step
+        if method != "ee" and step % 5 == 0:
+            rec["loss_au"] = 1.0 / step
+        if method == "mn":
+            rec["loss_align"] = 1.5 / step
+            rec["mi_lower_bound"] = np.log(8) - 1.5 / step
+        lines.append(json.dumps(rec))
+    log.write_text("\n".join(lines) + "\n")
+
+
+def write_fake_reproduce(
+    root: Path,
+    mn_gain: float = 0.05,
+    ablation: bool = True,
+    probing: bool = True,
+    tsne: bool = True,
+    seeds: tuple[int, ...] = SEEDS,
+) -> Path:
+    """Write the folder at ``root``; returns ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for seed in seeds:
+        for method in ("au", "ee", "mn"):
+            runs.append(_run_entry(f"{method}_s{seed}", method, seed, "main"))
+            _write_eval(root, f"{method}_s{seed}", method, seed, mn_gain)
+    if ablation:
+        for i, pairing in enumerate(PAIRINGS):
+            for j, tau in enumerate(TAUS):
+                if (pairing, tau) == ("instruction", 0.1):
+                    continue  # the default cell is mn_s0
+                name = f"ablation_{pairing}_t{tau}"
+                runs.append(_run_entry(name, "mn", 0, "ablation", pairing, tau))
+                _write_eval(root, name, "mn", 0, mn_gain, offset=0.001 * (3 * i + j))
+    for name, projector, multi in (("mn_multi_s0", "linear", True), ("mn_mlp_s0", "mlp", False)):
+        runs.append(_run_entry(name, "mn", 0, "beyond", projector=projector, multi=multi))
+        _write_eval(root, name, "mn", 0, mn_gain, offset=0.02 if multi else -0.01)
+    (root / "manifest.json").write_text(
+        json.dumps({"preset": "tiny", "seeds": list(seeds), "runs": runs})
+    )
+    (root / "config.json").write_text(
+        json.dumps({"preset": "tiny", "package_version": "0.1.0", "train": {"steps": STEP}})
+    )
+    if probing:
+        along = []
+        for step in (0, 20, 40):
+            for probe_seed in (0, 1):
+                base = 0.1 + step / 100 + 0.01 * probe_seed
+                for metric, value in (
+                    ("probe_recall_at_1", base),
+                    ("probe_recall_at_1_u2e", base + 0.01),
+                    ("probe_recall_at_1_e2u", base - 0.01),
+                    ("probe_chance", 0.05),
+                    ("probe_mi_lower_bound_nats", 1.0 + step / 40),
+                    ("mutual_knn", 0.2 + step / 200),
+                    ("cka_linear", 0.3 + step / 200),
+                    ("cka_unbiased", 0.25 + step / 200),
+                ):
+                    along.append(
+                        MetricRecord("au_s0+ee_s0", step, "test", "all", metric, value, probe_seed)
+                    )
+        append_metrics(root / "probing" / "along_training.jsonl", along)
+        subsets = []
+        for subset, value in (
+            ("au_correct", 0.6),
+            ("au_incorrect", 0.3),
+            ("ee_success", 0.5),
+            ("ee_failure", 0.2),
+        ):
+            for rep in range(3):
+                subsets.append(
+                    MetricRecord(
+                        "au_s0+ee_s0",
+                        STEP,
+                        subset,
+                        "all",
+                        "subset_recall_at_1",
+                        value + 0.02 * rep,
+                        rep,
+                    )
+                )
+        append_metrics(root / "probing" / "subsets.jsonl", subsets)
+    if tsne:
+        rng = np.random.default_rng(0)
+        (root / "probing").mkdir(exist_ok=True)
+        for run in ("mn_s0", "au_s0+ee_s0"):
+            n = 24
+            ids = np.tile(np.arange(6), n // 6)
+            centres = rng.normal(size=(6, 2)) * 5
+            points = np.concatenate([centres[ids], centres[ids]]) + rng.normal(size=(2 * n, 2))
+            np.savez(
+                root / "probing" / f"tsne_{run}.npz",
+                points=points,
+                instruction_id=np.concatenate([ids, ids]),
+                model=np.repeat([0, 1], n),
+            )
+    return root

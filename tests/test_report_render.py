@@ -1,0 +1,159 @@
+"""The report from a fake but well-formed `reproduce` folder: sections, numbers, verdict, HTML."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+
+from mirror_align.cli import main
+from mirror_align.errors import UserInputError
+from mirror_align.report.inputs import load_inputs
+from mirror_align.report.render import render_report
+from mirror_align.report.tables import verdict
+from report_fixtures import (
+    EVAL_SEEDS,
+    SEEDS,
+    TASKS,
+    recognition,
+    success,
+    write_fake_reproduce,
+)
+
+SECTIONS = (
+    "Summary and verdict",
+    "Table 1: action recognition (AU vs MN)",
+    "Table 2: embodied execution (EE vs MN)",
+    "Table 3: ablation (pairing × τ)",
+    "Fig. 3 left: alignment probing along training",
+    "Fig. 3 right: probing on success vs failure subsets",
+    "Fig. 6: t-SNE of the shared space (MN vs baseline)",
+    "Beyond the paper",
+    "Training curves",
+    "Per-seed numbers",
+    "Config and versions",
+)
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    root = write_fake_reproduce(tmp_path_factory.mktemp("report") / "run")
+    return root, render_report(root)
+
+
+def _mean_std(values: list[float]) -> str:
+    return f"{100 * np.mean(values):.1f} ± {100 * np.std(values, ddof=1):.1f}"
+
+
+def test_every_section_and_figure(full_report):
+    root, paths = full_report
+    md = paths.markdown.read_text()
+    page = paths.html.read_text()
+    for title in SECTIONS:
+        assert f"## {title}" in md
+        assert f"<h2>{title}</h2>" in page
+    names = sorted(p.name for p in paths.figures)
+    assert names == ["fig3_left.png", "fig3_right.png", "fig6_tsne.png", "training_curves.png"]
+    for name in names:
+        assert f"(figures/{name})" in md
+        assert (root / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Missing" not in md
+    assert not list(root.rglob("*.tmp"))  # atomic writes leave nothing behind
+
+
+def test_table_numbers_are_computed_from_the_records(full_report):
+    _, paths = full_report
+    md = paths.markdown.read_text()
+    gain = 0.05
+    # Table 1 average row: each seed's own `all` record is the mean over tasks
+    au = [np.mean([recognition("au", s, k, gain) for k in range(len(TASKS))]) for s in SEEDS]
+    mn = [np.mean([recognition("mn", s, k, gain) for k in range(len(TASKS))]) for s in SEEDS]
+    delta = 100 * np.mean(np.subtract(mn, au))
+    assert (
+        f"| average (task=all) | Avg. | {_mean_std(au)} | {_mean_std(mn)} | {delta:+.1f} | 71.6 | 74.9 |"
+        in md
+    )
+    # Table 2, one task: mean over evaluation seeds within a training seed, then over seeds
+    ee = [np.mean([success("ee", s, 0, e, gain) for e in EVAL_SEEDS]) for s in SEEDS]
+    mn_s = [np.mean([success("mn", s, 0, e, gain) for e in EVAL_SEEDS]) for s in SEEDS]
+    assert f"| reach_and_drag | Drag Stick | {_mean_std(ee)} | {_mean_std(mn_s)} |" in md
+    assert "| 100.0 ± 0.0 | 100.0 ± 0.0 |" in md  # the paper's Drag Stick ARP/MN cells
+    # Table 3 cell (class, 0.2): the fixture offsets it by 0.008
+    au_cell = 100 * (np.mean([recognition("mn", 0, k, gain) for k in range(len(TASKS))]) + 0.008)
+    assert f"| class | 0.2 | {au_cell:.1f} | 72.2 |" in md
+    assert "| instruction | 0.1 | 60.0 | 74.9 | 51.0 | 88.8 | mn_s0 |" in md
+    # beyond: multi-positive is +2 points over mn_s0 by construction
+    assert "| mn_multi_s0 | multi-positive InfoNCE | 62.0 | 60.0 | +2.0 |" in md
+    # per-seed success of one evaluation seed
+    assert "ee_s1 `all` per evaluation seed: seed 0: 48.0, seed 1: 49.0, seed 2: 50.0." in md
+
+
+def test_html_is_self_contained(full_report):
+    _, paths = full_report
+    page = paths.html.read_text()
+    uris = re.findall(r'<img[^>]* src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(uris) == 4
+    assert all(base64.b64decode(u)[:4] == b"\x89PNG" for u in uris)
+    assert not re.search(r'(?:src|href)="(?!data:|#)', page)
+    assert "<link" not in page and "<script" not in page and "http" not in page
+
+
+def test_verdict_flips_with_the_data(tmp_path):
+    better = load_inputs(write_fake_reproduce(tmp_path / "better", mn_gain=0.05, probing=False))
+    worse = load_inputs(write_fake_reproduce(tmp_path / "worse", mn_gain=-0.05, probing=False))
+    good, bad = verdict(better), verdict(worse)
+    assert good.startswith("MN beat the baseline on every measured metric")
+    assert "On recognition accuracy, MN beat the AU baseline: 61.5% vs 56.0% (+5.5 points" in good
+    assert bad.startswith("MN did not beat the baseline on any measured metric")
+    assert "MN did not beat the EE baseline" in bad and "-4.5 points" in bad
+
+
+def test_one_seed_says_n_a(tmp_path):
+    text = verdict(load_inputs(write_fake_reproduce(tmp_path / "one", seeds=(0,), tsne=False)))
+    assert "1 seed, so no confidence interval or p-value" in text
+
+
+def test_missing_inputs_are_explained(tmp_path):
+    root = write_fake_reproduce(tmp_path / "run", ablation=False, probing=False, tsne=False)
+    (root / "runs" / "mn_s1" / "metrics.jsonl").unlink()
+    with open(root / "runs" / "au_s0" / "metrics.jsonl", "a") as handle:
+        handle.write('{"run": "au_s0", "step": 4')  # a torn final line
+    md = render_report(root).markdown.read_text()
+    for title in SECTIONS:
+        assert f"## {title}" in md
+    assert "Skipped (--skip-ablation)" in md
+    assert "`probing/along_training.jsonl` is missing" in md
+    assert "`probing/subsets.jsonl` is missing" in md
+    assert "No t-SNE points" in md
+    assert f"mirror-align evaluate {root / 'runs' / 'mn_s1'}" in md
+    assert "1 torn line(s) skipped" in md
+    assert "| reach_and_drag | 50.0 | 52.0 | 55.0 | missing |" in md  # per-seed, mn_s1 absent
+    assert not (root / "figures" / "fig6_tsne.png").exists()
+
+
+def test_empty_folder_renders_every_section(tmp_path):
+    md = render_report(tmp_path).markdown.read_text()
+    for title in SECTIONS:
+        assert f"## {title}" in md
+    assert "`manifest.json` is missing" in md
+    assert "No verdict" in md
+    assert re.search(r"\d+\.\d ± ", md) is None  # no number without data
+
+
+def test_cli(tmp_path, capsys):
+    root = write_fake_reproduce(tmp_path / "run", probing=False, tsne=False, ablation=False)
+    assert main(["report", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "MN beat the baseline" in out and "report.html" in out
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    (root / "probing").mkdir(exist_ok=True)
+    np.savez(root / "probing" / "tsne_bad.npz", points=np.zeros((4, 3)))
+    with pytest.raises(UserInputError, match="tsne_bad.npz"):
+        load_inputs(root)
+    (root / "manifest.json").write_text(json.dumps({"runs": [{"name": "x"}]}))
+    with pytest.raises(UserInputError, match="lacks field"):
+        load_inputs(root)

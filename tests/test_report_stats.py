@@ -1,0 +1,90 @@
+"""Report statistics against hand-computed values, and the typed paper numbers' consistency."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from mirror_align.report import paper_numbers as paper
+from mirror_align.report.stats import (
+    fmt,
+    fmt_ci,
+    fmt_mean_std,
+    fmt_p,
+    paired_comparison,
+    summarize,
+)
+from mirror_align.sim.registry import TASK_NAMES
+
+
+def test_summarize_by_hand():
+    # values 1..4: mean 2.5, s^2 = 5/3, t(0.975, 3) = 3.182446
+    s = summarize([1.0, 2.0, 3.0, 4.0])
+    assert s.n == 4 and s.mean == pytest.approx(2.5)
+    assert s.std == pytest.approx(math.sqrt(5 / 3))
+    half = 3.182446 * math.sqrt(5 / 3) / 2
+    assert s.ci_low == pytest.approx(2.5 - half, abs=1e-5)
+    assert s.ci_high == pytest.approx(2.5 + half, abs=1e-5)
+
+
+def test_summarize_one_value_has_no_spread():
+    s = summarize([0.7])
+    assert (s.n, s.mean, s.std, s.ci_low, s.ci_high) == (1, 0.7, None, None, None)
+    assert fmt_mean_std(s) == "70.0"
+    assert fmt_ci(s.ci_low, s.ci_high) == "n/a"
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def test_paired_by_hand_and_against_scipy():
+    mn = {0: 0.6, 1: 0.7, 2: 0.9, 5: 0.1}  # seed 5 has no baseline: left out
+    base = {0: 0.5, 1: 0.5, 2: 0.6}
+    p = paired_comparison(mn, base)
+    # differences 0.1, 0.2, 0.3: mean 0.2, sd 0.1, t = 2*sqrt(3), df 2
+    assert p.n == 3
+    assert p.mean_diff == pytest.approx(0.2)
+    assert p.std_diff == pytest.approx(0.1)
+    t = 0.2 / (0.1 / math.sqrt(3))
+    p_by_hand = 1 - t / math.sqrt(t * t + 2)  # two-sided Student-t tail for df = 2
+    assert p.p_value == pytest.approx(p_by_hand, rel=1e-9)
+    assert p.p_value == pytest.approx(0.07417990, rel=1e-6)
+    assert p.p_value == pytest.approx(sps.ttest_rel([0.6, 0.7, 0.9], [0.5, 0.5, 0.6]).pvalue)
+    half = 4.302653 * 0.1 / math.sqrt(3)
+    assert (p.ci_low, p.ci_high) == (
+        pytest.approx(0.2 - half, abs=1e-6),
+        pytest.approx(0.2 + half, abs=1e-6),
+    )
+
+
+def test_paired_one_seed_and_degenerate_cases():
+    one = paired_comparison({0: 0.8}, {0: 0.5})
+    assert one.n == 1 and one.mean_diff == pytest.approx(0.3)
+    assert one.p_value is None and one.ci_low is None
+    assert fmt_p(one.p_value) == "n/a"
+    assert paired_comparison({0: 0.8}, {1: 0.5}) is None
+    same = paired_comparison({0: 0.6, 1: 0.7}, {0: 0.5, 1: 0.6})  # identical differences
+    assert same.p_value is None and same.std_diff == pytest.approx(0.0, abs=1e-12)
+
+
+def test_formatting():
+    assert fmt(0.1234) == "12.3"
+    assert fmt(-0.05, signed=True) == "-5.0"
+    assert fmt(None) == "n/a" and fmt(float("nan")) == "n/a"
+    assert fmt_p(0.0001) == "<0.001" and fmt_p(0.5) == "0.500"
+
+
+def test_paper_numbers_match_the_papers_averages_and_our_task_names():
+    assert sorted(paper.PAPER_COLUMNS.values()) == sorted(TASK_NAMES)
+    assert paper.PAPER_COLUMNS["Screw Bulb"] == "light_bulb_in"
+    assert paper.PAPER_COLUMNS["Sort Shape"] == "place_shape_in_shape_sorter"
+    # the printed averages are the means of the typed per-task values (a check on typos)
+    for key, avg in paper.TABLE1_AVG.items():
+        assert np.mean(list(paper.TABLE1[key].values())) == pytest.approx(avg, abs=0.05)
+    for key, avg in paper.TABLE2_AVG.items():
+        assert np.mean(list(paper.TABLE2_MEAN[key].values())) == pytest.approx(avg, abs=0.05)
+    assert paper.TABLE2_STD["mn"]["place_shape_in_shape_sorter"] == 10.1
+    assert paper.TABLE3[("instruction", 0.1)] == (74.9, 88.8)
+    assert len(paper.TABLE3) == 9
