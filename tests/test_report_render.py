@@ -55,6 +55,7 @@ def test_every_section_and_figure(full_report):
     for title in SECTIONS:
         assert f"## {title}" in md
         assert f"<h2>{title}</h2>" in page
+    assert list(paths) == [paths.markdown, paths.html, *paths.figures]
     names = sorted(p.name for p in paths.figures)
     assert names == ["fig3_left.png", "fig3_right.png", "fig6_tsne.png", "training_curves.png"]
     for name in names:

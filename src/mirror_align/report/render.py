@@ -11,10 +11,11 @@ import base64
 import html
 import json
 import platform
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from mirror_align.atomic import write_bytes_atomic, write_text_atomic
 from mirror_align.report import plots
@@ -41,13 +42,17 @@ FIGURES = {
 }
 
 
-class ReportPaths(NamedTuple):
-    """What :func:`render_report` wrote."""
+@dataclass(frozen=True)
+class ReportPaths:
+    """What :func:`render_report` wrote; iterating yields the written files (md, html, figures)."""
 
     markdown: Path
     html: Path
     figures: list[Path]
     verdict: str  # the report's plain-language verdict sentence(s)
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter([self.markdown, self.html, *self.figures])
 
 
 @dataclass

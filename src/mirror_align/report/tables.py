@@ -420,7 +420,8 @@ def beyond_table(inputs: ReportInputs) -> Table | Missing:
     if not runs:
         return Missing(
             "`manifest.json` lists no `beyond` runs (multi-positive loss, MLP projector): "
-            f"they are made by `mirror-align reproduce --out {inputs.root}`."
+            f"they are made by `mirror-align reproduce --out {inputs.root}` without "
+            "`--skip-ablation`."
         )
     rows = []
     for info in runs:
