@@ -126,9 +126,11 @@ def test_missing_inputs_are_explained(tmp_path):
     for title in SECTIONS:
         assert f"## {title}" in md
     assert "Skipped (--skip-ablation)" in md
-    assert "`probing/along_training.jsonl` is missing" in md
-    assert "`probing/subsets.jsonl` is missing" in md
-    assert "No t-SNE points" in md
+    assert "No along-training probing records (`probing/along_training.jsonl`)" in md
+    assert "No subset probing records (`probing/subsets.jsonl`)" in md
+    assert "No t-SNE points (`probing/tsne_<run>.npz`)" in md
+    assert md.count("(probing stage)") == 3
+    assert "`metrics.jsonl` is missing for 1 run(s) (mn_s1)" in md
     assert f"mirror-align evaluate {root / 'runs' / 'mn_s1'}" in md
     assert "1 torn line(s) skipped" in md
     assert "| reach_and_drag | 50.0 | 52.0 | 55.0 | missing |" in md  # per-seed, mn_s1 absent

@@ -138,9 +138,6 @@ def _latest(records: list[MetricRecord], metric: str) -> tuple[int | None, list[
 def read_run_metrics(path: Path, run: str, split: str, notes: list[str]) -> RunMetrics | None:
     """``runs/<run>/metrics.jsonl`` reduced to :class:`RunMetrics` (``None`` when absent)."""
     if not path.is_file():
-        notes.append(
-            f"`{path.parent.name}/metrics.jsonl` is missing: run `mirror-align evaluate {path.parent}`."
-        )
         return None
     records, torn = read_metrics(path)
     if torn:
@@ -164,9 +161,8 @@ def read_run_metrics(path: Path, run: str, split: str, notes: list[str]) -> RunM
     return out
 
 
-def _read_probing(path: Path, command: str, notes: list[str]) -> list[MetricRecord] | None:
-    if not path.is_file():
-        notes.append(f"`probing/{path.name}` is missing: it is made by `{command}`.")
+def _read_probing(path: Path, notes: list[str]) -> list[MetricRecord] | None:
+    if not path.is_file():  # the figure's section says so and names the command
         return None
     records, torn = read_metrics(path)
     if torn:
@@ -232,30 +228,31 @@ def load_inputs(root: str | Path, split: str = "test") -> ReportInputs:
     else:
         notes["manifest"].append(f"`manifest.json` is missing: it is written by `{reproduce}`.")
 
+    unevaluated: dict[str, list[str]] = defaultdict(list)
     for info in inputs.runs:
         run_dir = root / "runs" / info.name
         metrics = read_run_metrics(run_dir / "metrics.jsonl", info.name, split, notes[info.group])
-        if metrics is not None:
+        if metrics is None:
+            unevaluated[info.group].append(info.name)
+        else:
             inputs.metrics[info.name] = metrics
         log_path = run_dir / "train_log.jsonl"
         if log_path.is_file():
             inputs.train_logs[info.name] = read_train_log(log_path)
+    for group, names in unevaluated.items():
+        where = root / "runs" / names[0] if len(names) == 1 else root / "runs" / "<run>"
+        notes[group].append(
+            f"`metrics.jsonl` is missing for {len(names)} run(s) ({', '.join(names)}): run "
+            f"`mirror-align evaluate {where}`, or re-run `{reproduce}` (it resumes)."
+        )
     if inputs.runs and not inputs.train_logs:
         notes["training"].append(
             f"no `runs/*/train_log.jsonl` found: they are written by `mirror-align train` ({reproduce})."
         )
 
     probing = root / "probing"
-    inputs.along_training = _read_probing(
-        probing / "along_training.jsonl", f"{reproduce} (probing stage)", notes["fig3_left"]
-    )
-    inputs.subsets = _read_probing(
-        probing / "subsets.jsonl", f"{reproduce} (probing stage)", notes["fig3_right"]
-    )
+    inputs.along_training = _read_probing(probing / "along_training.jsonl", notes["fig3_left"])
+    inputs.subsets = _read_probing(probing / "subsets.jsonl", notes["fig3_right"])
     tsne_files = sorted(probing.glob("tsne_*.npz")) if probing.is_dir() else []
     inputs.tsne = [_read_tsne(p) for p in tsne_files]
-    if not tsne_files:
-        notes["fig6"].append(
-            f"no `probing/tsne_<run>.npz` found: they are made by `{reproduce}` (probing stage)."
-        )
     return inputs

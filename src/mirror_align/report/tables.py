@@ -147,8 +147,9 @@ def _cell(inputs: ReportInputs, method: str, metric: str, task: str, over_train:
     if not values:
         return "missing"
     if metric == SUCCESS and not over_train:
-        run = inputs.group("main", method)[0].name
-        evals = inputs.metrics[run].success.get(task, {})
+        seed = next(iter(values))
+        run = next(r.name for r in inputs.group("main", method) if r.seed == seed)
+        evals = inputs.metrics[run].success[task]  # present: it gave ``values``
         return fmt_mean_std(summarize(list(evals.values())))
     return fmt_mean_std(_summary(values))
 
@@ -296,6 +297,9 @@ def verdict(inputs: ReportInputs) -> str:
         elif paired.n < 2:
             diff = paired.mean_diff
             detail = "1 seed, so no confidence interval or p-value"
+        elif paired.std_diff == 0:
+            diff = paired.mean_diff
+            detail = f"every one of {paired.n} seeds gave this same difference, so there is no spread to test"
         else:
             diff = paired.mean_diff
             excludes = paired.ci_low > 0 or paired.ci_high < 0
