@@ -232,3 +232,6 @@ def test_probe_runs_bad_run_folder_is_one_line_error(tiny_sim_dataset, tmp_path,
     assert main(argv + ["--data", str(tiny_sim_dataset), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--au" in err[0]
+    argv = ["probe-runs", "--au", str(tmp_path), "--ee", str(tmp_path), "--splits", "test"]
+    assert main(argv + ["--data", str(tiny_sim_dataset), "--out", str(tmp_path / "o")]) == 2
+    assert "add train or val" in capsys.readouterr().err

@@ -32,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--split", default="test", choices=("train", "val", "test"), help="split of the subsets"
     )
     parser.add_argument(
+        "--splits",
+        default=None,
+        help="comma-separated splits of the episodes probed along training; the t-SNE shows the "
+        "test ones and fits its baseline probe on the others (default: every split; fewer "
+        "episodes are cheaper: EE features cost one greedy decoding per keyframe)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
     parser.add_argument("--probe-dim", type=int, default=256, help="probe shared-space size")
@@ -48,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from mirror_align.data.schema import SPLITS
     from mirror_align.errors import UserInputError
     from mirror_align.eval.experiments import (
         default_probe_config,
@@ -68,17 +76,30 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, option)
         if value is not None and not Path(value).is_dir():
             raise UserInputError(f"--{option}: {value} is not a folder")
+    splits = None
+    if args.splits is not None:
+        splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+        bad = [s for s in splits if s not in ("train", "val", "test")]
+        if bad or not splits:
+            raise UserInputError(f"--splits: {args.splits!r}; choose from train, val, test")
+        if set(splits) <= {"test"}:
+            raise UserInputError(
+                "--splits: the t-SNE shows the test episodes and fits the baseline probe on the "
+                "others; add train or val"
+            )
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
     out = Path(args.out)
     config = default_probe_config(dim=args.probe_dim, max_epochs=args.max_epochs, seed=args.seed)
+    # One set of episodes for all three experiments; it also holds the subsets' split.
+    opened = None if splits is None else sorted(set(splits) | {args.split}, key=SPLITS.index)
     store = open_store(
-        args.data, args.au, None, cache=not args.no_cache, batch_size=args.batch_size
+        args.data, args.au, opened, cache=not args.no_cache, batch_size=args.batch_size
     )
 
     along = probe_along_training(
-        args.au, args.ee, args.data, out / "along_training.jsonl", config, store=store
+        args.au, args.ee, args.data, out / "along_training.jsonl", config, splits, store=store
     )
     steps = [p.step for p in along.pairs]
     print(
