@@ -31,5 +31,5 @@ def test_lamb_reduces_a_quadratic_and_scheduler_state_round_trips():
 
 
 def test_unknown_optimizer_lists_choices():
-    with pytest.raises(UserInputError, match="lamb, adamw"):
+    with pytest.raises(UserInputError, match="lamb, adamw, sgd"):
         build_optimizer([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 1.0}], "sgdx")

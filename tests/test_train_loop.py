@@ -46,9 +46,9 @@ def test_baselines_read_the_same_batches_as_mn(tiny_sim_dataset):
     config = _config(tiny_sim_dataset, "train.steps=10")
     assert loop_steps(config, "au") == [4, 9]
     assert loop_steps(config, "ee") == list(range(10))
-    mn = PairStream(config, "mn", 4, 0)
-    au = PairStream(config, "au", 4, 0)
-    ee = PairStream(config, "ee", 4, 0)
+    mn = PairStream(config, "mn")
+    au = PairStream(config, "au")
+    ee = PairStream(config, "ee")
     for step in (0, 4, 9):
         mn_au, mn_ee = mn.batch(step, True, True)
         only_au, _ = au.batch(step, True, False)

@@ -341,7 +341,10 @@ class KeyframePolicy(nn.Module):
         ).flatten(2)
         ce = -(heat * logits.log_softmax(-1)).sum(-1)  # [B, V]
         visible = target["visible"].to(ce.dtype)
-        terms = {"position": (ce * visible).sum() / visible.sum().clamp_min(1.0)}
+        # Mean over each sample's visible views, then over samples: a per-sample mean keeps the loss
+        # decomposable over the batch, so DDP's averaging of per-rank losses equals the global loss.
+        per_sample = (ce * visible).sum(1) / visible.sum(1).clamp_min(1.0)
+        terms = {"position": per_sample.mean()}
         for i, name in enumerate(("roll", "pitch", "yaw")):
             rot_logits = self.head.rotation_heads[i](out[:, 1 + i])
             terms[name] = F.cross_entropy(rot_logits, target["rotation"][:, i])

@@ -145,9 +145,17 @@ class VideoTextModel(nn.Module):
                 z = F.batch_norm(z, norm.running_mean, norm.running_var, eps=norm.eps)
         return F.normalize(z, dim=-1)
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> ModelOutput:
-        """Loss, its parts and ``u`` from one pass over the video encoder."""
+    def forward(self, batch: Mapping[str, torch.Tensor], with_loss: bool = True) -> ModelOutput:
+        """Loss, its parts and ``u`` from one pass over the video encoder.
+
+        ``with_loss=False`` computes only ``u`` (the loss is a constant 0 and the text encoder is
+        not run): the joint loop uses it on steps without the AU task loss, so that DDP sees the
+        text encoder as unused on those steps.
+        """
         batch = batch_to_device(dict(batch), self.video_proj.weight.device)
+        if not with_loss:
+            u = self.encode_video(batch["video"])
+            return ModelOutput(loss=torch.zeros((), device=u.device), representation=u, terms={})
         ids = batch["instruction_id"].long()
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.num_instructions):
             raise UserInputError(

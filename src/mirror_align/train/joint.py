@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +97,17 @@ def run_config_dict(config: ExperimentConfig, method: str, instructions: list[st
 
 
 class PairStream:
-    """The batch of every step as a pure function of (seed, step, rank).
+    """The batch of every step as a pure function of (seed, step).
 
-    Index pairs come from :class:`PairedBatchSampler` (epoch = step // batches_per_epoch), and the
-    datasets' augmentation RNG is re-seeded from the step, so a resumed run reads exactly the
-    batches the uninterrupted run would have read.
+    Index pairs of the global batch come from :class:`PairedBatchSampler` (epoch = step //
+    batches_per_epoch); rank r of N reads rows ``[r*B/N, (r+1)*B/N)`` of it. Every item's
+    augmentation RNG is re-seeded from (step, its row in the global batch), so a resumed run, and a
+    DDP run, read exactly the samples of the uninterrupted single-process run.
     """
 
-    def __init__(self, config: ExperimentConfig, method: str, batch_size: int, rank: int) -> None:
+    def __init__(
+        self, config: ExperimentConfig, method: str, rank: int = 0, world_size: int = 1
+    ) -> None:
         data = config.data
         tasks = data.tasks or None
         # The AU baseline never reads EE images (and vice versa), but needs the other side's keys
@@ -129,28 +132,32 @@ class PairStream:
             config.seed,
         )
         self.sampler = PairedBatchSampler(
-            self.au, self.ee, batch_size, config.align.pairing, config.seed, rank=rank
+            self.au, self.ee, config.train.batch_size, config.align.pairing, config.seed
         )
-        self.seed, self.rank = config.seed, rank
+        self.local = config.train.batch_size // world_size
+        self.first_row = rank * self.local
         self._epoch, self._batches = -1, []
 
     def pairs(self, step: int) -> list[tuple[int, int]]:
+        """This rank's (au_index, ee_index) pairs at ``step``."""
         epoch, offset = divmod(step, len(self.sampler))
         if epoch != self._epoch:
             self.sampler.set_epoch(epoch)
             self._epoch, self._batches = epoch, list(self.sampler)
-        return self._batches[offset]
+        return self._batches[offset][self.first_row : self.first_row + self.local]
 
     def batch(self, step: int, need_au: bool, need_ee: bool) -> tuple[dict | None, dict | None]:
-        pairs = self.pairs(step)
-        au_batch = ee_batch = None
-        if need_au:
-            self.au.reseed(step * 1009 + self.rank)
-            au_batch = collate([self.au[i] for i, _ in pairs])
-        if need_ee:
-            self.ee.reseed(step * 1013 + self.rank)
-            ee_batch = collate([self.ee[j] for _, j in pairs])
-        return au_batch, ee_batch
+        """Collated (AU batch, EE batch) of this rank at ``step``; a side not needed is None."""
+        au_items, ee_items = [], []
+        for row, (i, j) in enumerate(self.pairs(step), start=self.first_row):
+            item_seed = step * 100_003 + row
+            if need_au:
+                self.au.reseed(item_seed)
+                au_items.append(self.au[i])
+            if need_ee:
+                self.ee.reseed(item_seed)
+                ee_items.append(self.ee[j])
+        return (collate(au_items) if need_au else None), (collate(ee_items) if need_ee else None)
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -195,7 +202,10 @@ def train(
         raise UserInputError(
             f"train.batch_size ({config.train.batch_size}) must be divisible by the {ctx.world_size} ranks"
         )
-    stream = PairStream(config, method, config.train.batch_size // ctx.world_size, ctx.rank)
+    if ctx.enabled:
+        # Under DDP the video-text loss also contrasts against every rank's clips, as the aligner does.
+        config = replace(config, au=replace(config.au, gather_negatives=True))
+    stream = PairStream(config, method, ctx.rank, ctx.world_size)
     instructions = stream.ee.reader.instruction_texts()
     modules = build_models(config, instructions, method)
     for module in modules.values():
@@ -255,7 +265,7 @@ def train(
         terms: dict[str, torch.Tensor] = {}
         total = torch.zeros((), device=ctx.device)
         if "au" in modules:
-            au_out = runners["au"](au_batch)
+            au_out = runners["au"](au_batch, with_loss=au_step)
             if au_step:
                 total = total + au_out.loss
                 terms["loss_au"] = au_out.loss.detach()

@@ -1,7 +1,7 @@
 """Optimizers and the learning-rate schedule.
 
 LAMB comes from the maintained ``pytorch-optimizer`` package (the paper's EE optimizer, Table 5);
-AdamW is offered for comparison. The schedule is linear warm-up then cosine decay to
+AdamW and momentum SGD are offered for comparison. The schedule is linear warm-up then cosine decay to
 ``min_lr_ratio * lr``, as a ``LambdaLR`` so its state checkpoints and resumes.
 """
 
@@ -16,7 +16,7 @@ from pytorch_optimizer import Lamb
 
 from mirror_align.errors import UserInputError
 
-OPTIMIZERS = ("lamb", "adamw")
+OPTIMIZERS = ("lamb", "adamw", "sgd")
 
 
 def build_optimizer(
@@ -29,6 +29,9 @@ def build_optimizer(
         return Lamb(groups, weight_decay=weight_decay, max_grad_norm=0.0)
     if name == "adamw":
         return torch.optim.AdamW(groups, weight_decay=weight_decay)
+    if name == "sgd":
+        # Momentum SGD: its update is linear in the gradient, so it is what equality tests use.
+        return torch.optim.SGD(groups, momentum=0.9, weight_decay=weight_decay)
     raise UserInputError(f"optimizer: unknown name {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 

@@ -82,8 +82,8 @@ class TrainConfig:
     au_share: float = 0.2
     # lambda_EE (the paper: 1).
     ee_weight: float = 1.0
-    # Optimizer: "lamb" (the paper's EE optimizer) or "adamw".
-    optimizer: Literal["lamb", "adamw"] = "lamb"
+    # Optimizer: "lamb" (the paper's EE optimizer), "adamw" or "sgd" (momentum 0.9).
+    optimizer: Literal["lamb", "adamw", "sgd"] = "lamb"
     # Decoupled weight decay.
     weight_decay: float = 0.0
     # Linear warm-up steps before the cosine decay.
