@@ -171,8 +171,10 @@ def fig6(inputs: ReportInputs) -> bytes | Missing:
         legend = ax.legend(fontsize=8, loc="best")
         for handle in legend.legend_handles:
             handle.set_color("black")
+    repeat = f"; colours repeat after {len(palette)}" if len(all_ids) > len(palette) else ""
     fig.suptitle(
-        f"Fig. 6: t-SNE of the shared space ({len(all_ids)} instructions, colour = instruction)"
+        f"Fig. 6: t-SNE of the shared space ({len(all_ids)} instructions, colour = instruction"
+        f"{repeat})"
     )
     return _png(fig)
 
