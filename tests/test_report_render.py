@@ -113,8 +113,15 @@ def test_verdict_flips_with_the_data(tmp_path):
 
 
 def test_one_seed_says_n_a(tmp_path):
-    text = verdict(load_inputs(write_fake_reproduce(tmp_path / "one", seeds=(0,), tsne=False)))
+    root = write_fake_reproduce(tmp_path / "one", seeds=(0,), tsne=False, probing=False)
+    text = verdict(load_inputs(root))
     assert "1 seed, so no confidence interval or p-value" in text
+    md = render_report(root).markdown.read_text()
+    # with one training seed, Table 2's spread is over that run's evaluation seeds
+    assert "1 training seed: ± is the sample std over that run's evaluation seeds" in md
+    ee = [success("ee", 0, 0, e, 0.05) for e in EVAL_SEEDS]
+    assert f"| reach_and_drag | Drag Stick | {_mean_std(ee)} |" in md
+    assert "| recognition accuracy | AU: 55.0 | n/a | MN: 60.0 | n/a | +5.0 | n/a | n/a | 1 |" in md
 
 
 def test_missing_inputs_are_explained(tmp_path):
