@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from dataclasses import replace
 from pathlib import Path
 
 NAME = "probe-runs"
@@ -55,15 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from mirror_align.data.schema import SPLITS
     from mirror_align.errors import UserInputError
-    from mirror_align.eval.experiments import (
-        default_probe_config,
-        open_store,
-        probe_along_training,
-        probe_success_subsets,
-        tsne_points,
-    )
+    from mirror_align.eval.experiments import default_probe_config, run_all
 
     for option in ("repeats", "probe_dim", "max_epochs", "batch_size"):
         if getattr(args, option) < 1:
@@ -89,69 +79,20 @@ def run(args: argparse.Namespace) -> int:
             )
     if args.threads:
         torch.set_num_threads(args.threads)
-    started = time.perf_counter()
-    out = Path(args.out)
-    config = default_probe_config(dim=args.probe_dim, max_epochs=args.max_epochs, seed=args.seed)
-    # One set of episodes for all three experiments; it also holds the subsets' split.
-    opened = None if splits is None else sorted(set(splits) | {args.split}, key=SPLITS.index)
-    store = open_store(
-        args.data, args.au, opened, cache=not args.no_cache, batch_size=args.batch_size
-    )
-
-    along = probe_along_training(
-        args.au, args.ee, args.data, out / "along_training.jsonl", config, splits, store=store
-    )
-    steps = [p.step for p in along.pairs]
-    print(
-        f"probe-runs: along training {along.run}: steps {steps} "
-        f"({len(along.results)} probed, {len(along.skipped_steps)} already done)",
-        file=sys.stderr,
-    )
-    if along.results:
-        last = along.results[max(along.results)]
-        print(
-            f"probe-runs: step {max(along.results)}: Recall@1 {last['recall_at_1']:.3f} "
-            f"(chance {last['chance']:.3f}), MI >= {last['mi_lower_bound_nats']:.3f} nats, "
-            f"mutual k-NN {last['mutual_knn']:.3f}, CKA {last['cka_linear']:.3f}",
-            file=sys.stderr,
-        )
-
-    subsets = probe_success_subsets(
+    summary = run_all(
         args.au,
         args.ee,
         args.data,
-        out / "subsets.jsonl",
-        args.split,
-        args.repeats,
-        config,
-        store=store,
-    )
-    subset_text = []
-    for outcome in subsets:
-        if outcome.status == "written":
-            means = ", ".join(f"{k} {v:.3f}" for k, v in outcome.recall_at_1.items())
-            text = f"{outcome.comparison}: n={outcome.n_per_subset} per subset, Recall@1 {means}"
-        elif outcome.status == "present":
-            text = f"{outcome.comparison}: already in subsets.jsonl"
-        else:
-            text = f"{outcome.comparison}: MISSING ({outcome.reason})"
-        subset_text.append(text)
-        print(f"probe-runs: subsets {text}", file=sys.stderr)
-
-    tsne = tsne_points(
-        args.data,
-        out,
+        args.out,
         mn_run=args.mn,
-        au_run=args.au,
-        ee_run=args.ee,
-        probe_config=replace(config, pairing="instruction"),
-        seed=args.seed,
-        store=store,
+        repeats=args.repeats,
+        split=args.split,
+        splits=splits,
+        probe_config=default_probe_config(
+            dim=args.probe_dim, max_epochs=args.max_epochs, seed=args.seed
+        ),
+        cache=not args.no_cache,
+        batch_size=args.batch_size,
     )
-    missing = sum(outcome.status == "missing" for outcome in subsets)
-    print(
-        f"probe-runs: {len(steps)} checkpoint pairs, "
-        f"{len(subsets) - missing}/{len(subsets)} subset comparisons, "
-        f"{len(tsne)} t-SNE file(s) in {out} [{time.perf_counter() - started:.1f} s]"
-    )
+    print(summary.line())
     return 0
