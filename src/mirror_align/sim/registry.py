@@ -20,6 +20,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "push_buttons": "mirror_align.sim.tasks.push_buttons:PushButtons",
     "slide_block_to_color_target": "mirror_align.sim.tasks.slide_block_to_color_target:SlideBlockToColorTarget",
     "sweep_to_dustpan_of_size": "mirror_align.sim.tasks.sweep_to_dustpan_of_size:SweepToDustpanOfSize",
+    "turn_tap": "mirror_align.sim.tasks.turn_tap:TurnTap",
     "put_money_in_safe": "mirror_align.sim.tasks.put_money_in_safe:PutMoneyInSafe",
     "place_wine_at_rack_location": "mirror_align.sim.tasks.place_wine_at_rack_location:PlaceWineAtRackLocation",
     "reach_and_drag": "mirror_align.sim.tasks.reach_and_drag:ReachAndDrag",
