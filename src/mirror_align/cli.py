@@ -25,6 +25,8 @@ COMMAND_MODULES: list[str] = [
     "show",
     "train",
     "evaluate",
+    "reproduce",
+    "ablate",
     "report",
     "probe_runs",
 ]

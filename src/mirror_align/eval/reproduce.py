@@ -234,18 +234,22 @@ def reproduce(
 def _probing_stage(
     out: Path, config: ExperimentConfig, seed: int, log: Callable[[str], None]
 ) -> None:
-    """Fig. 3 left/right and Fig. 6 from the seed's baselines and MN run."""
-    from mirror_align.eval import experiments
+    """Fig. 3 left/right and Fig. 6 from the seed's baselines and MN run (`mirror-align probe-runs`)."""
+    from mirror_align.cli import main
 
     runs = out / "runs"
-    experiments.run_all(
-        au_run=runs / f"au_s{seed}",
-        ee_run=runs / f"ee_s{seed}",
-        mn_run=runs / f"mn_s{seed}",
-        data=config.data.path,
-        out=out / "probing",
-        log=log,
-    )
+    argv = [
+        "probe-runs",
+        "--au", str(runs / f"au_s{seed}"),
+        "--ee", str(runs / f"ee_s{seed}"),
+        "--mn", str(runs / f"mn_s{seed}"),
+        "--data", config.data.path,
+        "--out", str(out / "probing"),
+        "--splits", ",".join(config.eval.probe_splits),
+    ]  # fmt: skip
+    if main(argv) != 0:
+        raise UserInputError(f"probing failed: mirror-align {' '.join(argv)}")
+    log(f"probing: written to {out / 'probing'}")
 
 
 def _report_stage(out: Path, log: Callable[[str], None]) -> None:

@@ -114,6 +114,9 @@ class EvalConfig:
     max_steps: int = 25
     # Rollout worker processes.
     workers: int = 2
+    # Dataset splits whose episodes the probing experiments (Fig. 3, Fig. 6) read; EE features cost a
+    # greedy decoding per keyframe and checkpoint, so large presets probe fewer episodes.
+    probe_splits: list[str] = field(default_factory=lambda: ["train", "val", "test"])
 
 
 @dataclass
