@@ -52,7 +52,7 @@ from mirror_align.models.layers import (
     batch_to_device,
     init_weights,
 )
-from mirror_align.models.text import TextFeatures, make_text_encoder, text_lr_scale
+from mirror_align.models.text import TextFeatures, make_text_encoder, param_groups_with_text
 
 REQUIRED_KEYS = ("rgb", "points", "intrinsics", "extrinsics", "proprio", "instruction_id")
 LOSS_TERMS = ("position", "roll", "pitch", "yaw", "gripper_open", "ignore_collisions")
@@ -438,10 +438,4 @@ class KeyframePolicy(nn.Module):
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer groups: the text encoder at ``text.lr_scale`` x lr when pretrained."""
-        text = [p for p in self.text.parameters() if p.requires_grad]
-        text_ids = {id(p) for p in text}
-        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in text_ids]
-        groups = [{"params": rest, "lr": lr}]
-        if text:
-            groups.append({"params": text, "lr": lr * text_lr_scale(self.config.text)})
-        return groups
+        return param_groups_with_text(self, self.text, self.config.text, lr)

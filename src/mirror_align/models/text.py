@@ -195,3 +195,17 @@ def make_text_encoder(config: TextConfig, instructions: Sequence[str]) -> nn.Mod
 def text_lr_scale(config: TextConfig) -> float:
     """Learning-rate multiplier of the text encoder's parameters (1 for the learned encoder)."""
     return 1.0 if config.kind == "learned" else config.lr_scale
+
+
+def param_groups_with_text(
+    model: nn.Module, text: nn.Module, config: TextConfig, lr: float
+) -> list[dict]:
+    """Optimizer groups of ``model``: everything at ``lr``, the text encoder at
+    ``text_lr_scale(config) * lr`` (frozen parameters are left out)."""
+    text_params = [p for p in text.parameters() if p.requires_grad]
+    text_ids = {id(p) for p in text_params}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in text_ids]
+    groups = [{"params": rest, "lr": lr}]
+    if text_params:
+        groups.append({"params": text_params, "lr": lr * text_lr_scale(config)})
+    return groups

@@ -24,7 +24,7 @@ from mirror_align.align.loss import alignment_loss
 from mirror_align.errors import UserInputError
 from mirror_align.models.config import VideoTextConfig, validate_video_text
 from mirror_align.models.layers import Block, ModelOutput, batch_to_device, init_weights
-from mirror_align.models.text import make_text_encoder, text_lr_scale
+from mirror_align.models.text import make_text_encoder, param_groups_with_text
 
 
 class VideoEncoder(nn.Module):
@@ -196,13 +196,7 @@ class VideoTextModel(nn.Module):
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer groups: the text encoder at ``text.lr_scale`` x lr when pretrained."""
-        text = [p for p in self.text.parameters() if p.requires_grad]
-        text_ids = {id(p) for p in text}
-        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in text_ids]
-        groups = [{"params": rest, "lr": lr}]
-        if text:
-            groups.append({"params": text, "lr": lr * text_lr_scale(self.config.text)})
-        return groups
+        return param_groups_with_text(self, self.text, self.config.text, lr)
 
 
 def viclip_vision_state_dict(
