@@ -1,0 +1,112 @@
+"""Cost of mirror-neuron joint training against training the two models separately.
+
+Separate training costs, per step, one EE step plus ``au_share`` of an AU step (the AU baseline
+runs only the AU steps). A joint (MN) step always runs both models, because the alignment loss
+reaches the AU encoder on every step; on ``au_share`` of the steps it also adds the AU task loss.
+Both are measured here in the same run, on random batches shaped like the real ones, with the
+optimizer the trainer uses (LAMB) and the step structure of :mod:`mirror_align.train.joint`:
+
+    overhead = (share * t_mn_with_au + (1 - share) * t_mn_plain) / (t_ee + share * t_au) - 1
+
+Target (issue 6): overhead <= 15%. The load average is printed because other processes on a
+2-core machine change every number here.
+
+    .venv/bin/python benchmarks/bench_joint.py [--preset quick] [--seconds 8] [--share 0.2 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+
+import torch
+
+from mirror_align.align import Aligner
+from mirror_align.models import KeyframePolicy, VideoTextModel, policy_preset, video_text_preset
+from mirror_align.models.synthetic import random_au_batch, random_ee_batch
+from mirror_align.train.optim import build_optimizer
+
+TABLE = [f"do task {t} with the {c} object" for t in range(18) for c in "abcdefghijklmn"][:249]
+TARGET_OVERHEAD = 0.15
+
+
+def seconds_per_call(step: Callable[[], None], seconds: float) -> float:
+    """Mean wall seconds of ``step`` after two warm-up calls, over at least ``seconds``."""
+    for _ in range(2):
+        step()
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or calls < 3:
+        step()
+        calls += 1
+    return (time.perf_counter() - start) / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="quick", choices=["tiny", "quick"])
+    parser.add_argument("--batch", type=int, default=32, help="pairs per step (quick.yaml: 32)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="timing window per case")
+    parser.add_argument("--share", type=float, nargs="+", default=[0.2, 0.5], help="AU step share")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    au_cfg, ee_cfg = video_text_preset(args.preset), policy_preset(args.preset)
+    au, ee = VideoTextModel(au_cfg, TABLE), KeyframePolicy(ee_cfg, TABLE)
+    aligner = Aligner(au.representation_dim, ee.representation_dim, dim=1024)
+    au_batch = random_au_batch(args.batch, len(TABLE), au_cfg.num_frames, au_cfg.image_size, g)
+    ee_batch = random_ee_batch(args.batch, len(TABLE), ee_cfg.image_size, generator=g)
+    keys = ee_batch["instruction_id"]
+    for m in (au, ee, aligner):
+        m.train()
+    groups = au.param_groups(1e-4) + ee.param_groups(1e-4)
+    groups.append({"params": list(aligner.parameters()), "lr": 1e-4})
+    optimizer = build_optimizer(groups, "lamb")
+
+    def update(loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for gr in groups for p in gr["params"]], 1.0)
+        optimizer.step()
+
+    def au_step() -> None:
+        update(au(au_batch).loss)
+
+    def ee_step() -> None:
+        update(ee(ee_batch).loss)
+
+    def mn_step(with_au_loss: bool) -> None:
+        au_out = au(au_batch, with_loss=with_au_loss)
+        ee_out = ee(ee_batch)
+        aligned = aligner(au_out.representation, ee_out.representation, keys)
+        update(au_out.loss + ee_out.loss + 0.5 * aligned.loss)
+
+    t = {
+        "AU step": seconds_per_call(au_step, args.seconds),
+        "EE step": seconds_per_call(ee_step, args.seconds),
+        "MN step, AU loss": seconds_per_call(lambda: mn_step(True), args.seconds),
+        "MN step, no AU loss": seconds_per_call(lambda: mn_step(False), args.seconds),
+    }
+    print(f"preset {args.preset}, batch {args.batch}, {args.threads} threads")
+    for name, sec in t.items():
+        print(f"  {name:<22} {1000 * sec:8.1f} ms")
+    for share in args.share:
+        separate = t["EE step"] + share * t["AU step"]
+        joint = share * t["MN step, AU loss"] + (1 - share) * t["MN step, no AU loss"]
+        overhead = joint / separate - 1
+        verdict = "met" if overhead <= TARGET_OVERHEAD else "not met"
+        print(
+            f"au_share {share:.2f}: separate {1000 * separate:.1f} ms/step, joint "
+            f"{1000 * joint:.1f} ms/step, ratio {joint / separate:.3f} "
+            f"(overhead {100 * overhead:+.1f}%, target <= {100 * TARGET_OVERHEAD:.0f}%: {verdict})"
+        )
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
