@@ -1,0 +1,196 @@
+"""put_item_in_drawer: a chest of three drawers (bottom/middle/top) with a small block (the item)
+lying on its top; open the named drawer and put the item into it.
+
+As in RLBench, the expert pulls the named drawer open by its handle, lets go, picks the item off
+the chest and drops it into the open drawer; success is the item's origin inside that drawer's
+interior (a box site that moves with the drawer) with nothing grasped. Simplified from RLBench:
+the chest and its drawers are MuJoCo boxes (no meshes), the drawers are ideal slides with a hard
+stop, the item is always the same cube (RLBench's item is one fixed object too) and the grasps are
+attach-on-grasp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mirror_align.sim.conditions import BodyInSite, Condition, NothingGrasped
+from mirror_align.sim.gripper import Gripper
+from mirror_align.sim.instructions import DRAWER_LEVELS
+from mirror_align.sim.keyframes import facing, keyframe, top_down
+from mirror_align.sim.physics import Physics
+from mirror_align.sim.scene import Scene
+from mirror_align.sim.task import Task
+
+# Chest, in its own frame (x = the direction the drawers pull out), metres.
+HALF_DEPTH, HALF_WIDTH, HEIGHT, WALL = 0.11, 0.13, 0.33, 0.02
+DRAWER_Z = {"bottom": 0.065, "middle": 0.165, "top": 0.265}  # drawer body origin heights
+DIVIDER_Z = (0.115, 0.215)
+FRONT_HALF_HEIGHT = 0.045
+FLOOR_Z = -0.038  # drawer floor centre below the drawer origin (5 mm half thickness)
+FLOOR_TOP = FLOOR_Z + 0.005
+SIDE_Y = HALF_WIDTH - 0.025  # drawer side walls (5 mm half thickness)
+BOX_BACK_X, BOX_FRONT_X = -0.1, HALF_DEPTH - 0.02  # drawer box extent behind its front panel
+HANDLE_X = HALF_DEPTH + 0.045  # handle bar centre, drawer frame
+SLIDE_RANGE = 0.2  # drawer travel to the stop
+PULL = 0.21  # the expert pulls a little past the stop; the planner stops at the stall
+STANDOFF = 0.12  # m in front of the handle before grasping it
+RETREAT = 0.06  # m the open gripper backs off the released handle before rising
+ITEM_HALF = 0.02  # cube half side
+GRIP_ABOVE_CENTRE = 0.004  # TCP above the item's centre (fingertips clear the surface below)
+ABOVE_ITEM = 0.07  # m above the grasp before descending onto the item
+DROP = 0.006  # release the item this far above its resting height in the drawer
+# Where the item goes, drawer frame: the middle of the part of the box outside the chest when open.
+PLACE_X = 0.01
+
+
+@dataclass
+class ItemDrawerLayout:
+    chest_xy: np.ndarray  # [2] m
+    yaw: float  # rad; drawers pull out along (cos yaw, sin yaw, 0)
+    item_local: np.ndarray  # [2] m, item centre on the chest top in the chest frame
+    item_yaw: float  # rad, world
+    target: str  # "bottom" | "middle" | "top"
+
+    @property
+    def out(self) -> np.ndarray:
+        """Unit pull direction [3]."""
+        return np.array([np.cos(self.yaw), np.sin(self.yaw), 0.0])
+
+    @property
+    def item_xy(self) -> np.ndarray:
+        """Item centre [2] in the world frame."""
+        c, s = np.cos(self.yaw), np.sin(self.yaw)
+        x, y = self.item_local
+        return self.chest_xy + np.array([c * x - s * y, s * x + c * y])
+
+
+def _box(pos, size, material: str, indent: int) -> str:
+    p = " ".join(f"{v:.4f}" for v in pos)
+    s = " ".join(f"{v:.4f}" for v in size)
+    return " " * indent + f'<geom type="box" pos="{p}" size="{s}" material="{material}"/>'
+
+
+def _drawer_xml(level: str) -> str:
+    box_x = (BOX_BACK_X + BOX_FRONT_X) / 2
+    box_half = (BOX_FRONT_X - BOX_BACK_X) / 2
+    wall_z, wall_half = (FLOOR_TOP + 0.03) / 2, (0.03 - FLOOR_TOP) / 2
+    geoms = [
+        _box(
+            (HALF_DEPTH - 0.01, 0, 0),
+            (0.01, HALF_WIDTH - 0.012, FRONT_HALF_HEIGHT),
+            "chest_front",
+            8,
+        ),
+        _box((box_x, 0, FLOOR_Z), (box_half, SIDE_Y + 0.005, 0.005), "chest_inner", 8),
+        _box((box_x, SIDE_Y, wall_z), (box_half, 0.005, wall_half), "chest_inner", 8),
+        _box((box_x, -SIDE_Y, wall_z), (box_half, 0.005, wall_half), "chest_inner", 8),
+        _box((BOX_BACK_X + 0.005, 0, wall_z), (0.005, SIDE_Y, wall_half), "chest_inner", 8),
+        _box((HALF_DEPTH + 0.0175, 0.05, 0), (0.0175, 0.006, 0.006), "chest_handle", 8),
+        _box((HALF_DEPTH + 0.0175, -0.05, 0), (0.0175, 0.006, 0.006), "chest_handle", 8),
+        _box((HANDLE_X, 0, 0), (0.008, 0.065, 0.008), "chest_handle", 8),
+    ]
+    # Interior: the item's origin must be above the floor, between the walls, below the rim + 3 cm.
+    lo, hi = BOX_BACK_X + 0.01, BOX_FRONT_X
+    return (
+        f'      <body name="drawer_{level}" pos="0 0 {DRAWER_Z[level]}">\n'
+        f'        <joint name="drawer_{level}" type="slide" axis="1 0 0" range="0 {SLIDE_RANGE}" '
+        f'damping="2" frictionloss="0.2"/>\n'
+        + "\n".join(geoms)
+        + f'\n        <site name="handle_{level}" pos="{HANDLE_X} 0 0"/>\n'
+        f'        <site name="inside_{level}" type="box" pos="{(lo + hi) / 2:.4f} 0 {FLOOR_TOP + 0.03:.4f}" '
+        f'size="{(hi - lo) / 2:.4f} {SIDE_Y - 0.005:.4f} 0.03"/>\n'
+        f"      </body>"
+    )
+
+
+def _chest_xml(layout: ItemDrawerLayout) -> str:
+    x, y = layout.chest_xy
+    d, w, h, t = HALF_DEPTH, HALF_WIDTH, HEIGHT, WALL
+    geoms = [
+        _box((0, 0, t / 2), (d, w, t / 2), "chest", 6),
+        _box((0, 0, h - t / 2), (d, w, t / 2), "chest", 6),
+        _box((0, w - t / 2, h / 2), (d, t / 2, h / 2), "chest", 6),
+        _box((0, -(w - t / 2), h / 2), (d, t / 2, h / 2), "chest", 6),
+        _box((-(d - t / 2), 0, h / 2), (t / 2, w, h / 2), "chest", 6),
+    ] + [_box((0, 0, z), (d, w, 0.006), "chest", 6) for z in DIVIDER_Z]
+    drawers = "\n".join(_drawer_xml(level) for level in DRAWER_LEVELS)
+    return (
+        f'    <body name="chest" pos="{x} {y} 0" euler="0 0 {layout.yaw}">\n'
+        + "\n".join(geoms)
+        + f"\n{drawers}\n    </body>"
+    )
+
+
+def _item_xml(layout: ItemDrawerLayout) -> str:
+    x, y = layout.item_xy
+    return f"""    <body name="item" pos="{x} {y} {HEIGHT + ITEM_HALF}" euler="0 0 {layout.item_yaw}">
+      <freejoint/>
+      <geom type="box" size="{ITEM_HALF} {ITEM_HALF} {ITEM_HALF}" material="item" mass="0.05"/>
+      <site name="item_centre"/>
+    </body>"""
+
+
+class PutItemInDrawer(Task):
+    name = "put_item_in_drawer"
+
+    def build(self, scene: Scene, rng: np.random.Generator, variation: int) -> ItemDrawerLayout:
+        layout = ItemDrawerLayout(
+            chest_xy=rng.uniform([-0.2, -0.2], [0.02, 0.2]),
+            yaw=float(rng.uniform(-0.45, 0.45)),
+            # on the chest top, clear of its edges
+            item_local=rng.uniform([-0.06, -0.08], [0.05, 0.08]),
+            item_yaw=float(rng.uniform(-np.pi, np.pi)),
+            target=DRAWER_LEVELS[variation],
+        )
+        scene.add_asset('<material name="chest" rgba="0.8 0.74 0.64 1" specular="0"/>')
+        scene.add_asset('<material name="chest_front" rgba="0.52 0.4 0.29 1" specular="0"/>')
+        scene.add_asset('<material name="chest_inner" rgba="0.68 0.58 0.46 1" specular="0"/>')
+        scene.add_asset('<material name="chest_handle" rgba="0.15 0.15 0.17 1" specular="0"/>')
+        scene.add_asset('<material name="item" rgba="0.1 0.35 0.9 1" specular="0"/>')
+        scene.add_body(_chest_xml(layout))
+        scene.add_body(_item_xml(layout))
+        for i, level in enumerate(DRAWER_LEVELS):
+            scene.exclude_contact("chest", f"drawer_{level}")
+            scene.add_graspable(f"drawer_{level}", f"handle_{level}")
+            for other in DRAWER_LEVELS[i + 1 :]:
+                scene.exclude_contact(f"drawer_{level}", f"drawer_{other}")
+        scene.add_graspable("item", "item_centre")
+        return layout
+
+    def success_conditions(
+        self, layout: ItemDrawerLayout, physics: Physics, gripper: Gripper
+    ) -> list[Condition]:
+        return [BodyInSite("item", f"inside_{layout.target}"), NothingGrasped(gripper)]
+
+    def expert(self, layout: ItemDrawerLayout, physics: Physics, gripper: Gripper) -> list[dict]:
+        out = layout.out
+        handle = physics.site_pos(f"handle_{layout.target}")
+        grip_handle = facing(-out, finger_axis=(0.0, 0.0, 1.0))
+        released = handle + SLIDE_RANGE * out
+
+        # Drop point: the drawer's box once open, jaw across the drawer so the fingers and the
+        # item stay clear of the handles of the closed drawers above.
+        drawer = physics.body_pos(f"drawer_{layout.target}")
+        drop_height = FLOOR_TOP + ITEM_HALF + DROP + GRIP_ABOVE_CENTRE
+        drop = drawer + (SLIDE_RANGE + PLACE_X) * out + [0.0, 0.0, drop_height]
+        place_yaw = layout.yaw + np.pi / 2
+        # grip two faces of the item, squared to the drawer with the smallest wrist turn
+        m = physics.body_mat("item")
+        item_yaw = float(np.arctan2(m[1, 0], m[0, 0]))
+        pick_yaw = place_yaw + (item_yaw - place_yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
+        grasp = physics.body_pos("item") + [0.0, 0.0, GRIP_ABOVE_CENTRE]
+        return [
+            keyframe(handle + STANDOFF * out, grip_handle, True, False),
+            keyframe(handle, grip_handle, False, True),
+            keyframe(handle + PULL * out, grip_handle, False, True),
+            keyframe(released, grip_handle, True, True),
+            keyframe(released + RETREAT * out, grip_handle, True, True),
+            # the safe height leaves the open fingers too low to pass over the item: come from above
+            keyframe(grasp + [0.0, 0.0, ABOVE_ITEM], top_down(pick_yaw), True, False),
+            keyframe(grasp, top_down(pick_yaw), False, True),
+            # carried item clears the chest at the safe height; the leg comes straight down
+            keyframe(drop, top_down(place_yaw), True, False),
+            keyframe(drop + [0.0, 0.0, 0.1], top_down(place_yaw), True, True),
+        ]
