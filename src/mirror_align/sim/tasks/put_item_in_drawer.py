@@ -190,7 +190,7 @@ class PutItemInDrawer(Task):
             # the safe height leaves the open fingers too low to pass over the item: come from above
             keyframe(grasp + [0.0, 0.0, ABOVE_ITEM], top_down(pick_yaw), True, False),
             keyframe(grasp, top_down(pick_yaw), False, True),
-            # carried item clears the chest at the safe height; the leg comes straight down
+            # carried item clears the chest at the safe height; the leg comes straight down, and
+            # releasing it there ends the episode (success), so no retreat follows
             keyframe(drop, top_down(place_yaw), True, False),
-            keyframe(drop + [0.0, 0.0, 0.1], top_down(place_yaw), True, True),
         ]
