@@ -17,6 +17,7 @@ TASK_NAMES: list[str] = [s.name for s in TASK_SPECS]
 # task name -> "module:Class" of its implementation (one line per implemented task)
 IMPLEMENTATIONS: dict[str, str] = {
     "open_drawer": "mirror_align.sim.tasks.open_drawer:OpenDrawer",
+    "put_item_in_drawer": "mirror_align.sim.tasks.put_item_in_drawer:PutItemInDrawer",
     "push_buttons": "mirror_align.sim.tasks.push_buttons:PushButtons",
     "slide_block_to_color_target": "mirror_align.sim.tasks.slide_block_to_color_target:SlideBlockToColorTarget",
     "sweep_to_dustpan_of_size": "mirror_align.sim.tasks.sweep_to_dustpan_of_size:SweepToDustpanOfSize",
