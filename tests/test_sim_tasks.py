@@ -84,7 +84,13 @@ def test_same_seed_same_scene_and_keyframes(task: str) -> None:
         env.close()
 
 
-RANDOM_POLICY_TASKS = ["open_drawer", "push_buttons", "slide_block_to_color_target", "turn_tap"]
+RANDOM_POLICY_TASKS = [
+    "open_drawer",
+    "push_buttons",
+    "slide_block_to_color_target",
+    "turn_tap",
+    "meat_off_grill",
+]
 
 
 @pytest.mark.parametrize("task", RANDOM_POLICY_TASKS)

@@ -32,6 +32,8 @@ IMPLEMENTATIONS: dict[str, str] = {
     "put_groceries_in_cupboard": "mirror_align.sim.tasks.put_groceries_in_cupboard:PutGroceriesInCupboard",
     "place_cups": "mirror_align.sim.tasks.place_cups:PlaceCups",
     "stack_cups": "mirror_align.sim.tasks.stack_cups:StackCups",
+    "close_jar": "mirror_align.sim.tasks.close_jar:CloseJar",
+    "meat_off_grill": "mirror_align.sim.tasks.meat_off_grill:MeatOffGrill",
 }
 
 
