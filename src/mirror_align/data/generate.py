@@ -156,7 +156,12 @@ class _Worker:
 
         if job.task not in self.envs:
             self.envs[job.task] = make_env(job.task, image_size=self.image_size)
-        episode = run_expert(self.envs[job.task], job, self.video_frames)
+        try:
+            episode = run_expert(self.envs[job.task], job, self.video_frames)
+        except Exception as error:  # a scene that cannot be built is a task bug: say which one
+            raise RuntimeError(
+                f"{job.task} variation {job.variation} seed {job.seed} ({job.split}): {error}"
+            ) from error
         return write_episode(self.out, episode, self.meta)
 
     def close(self) -> None:

@@ -123,21 +123,26 @@ def sample_positions(
     min_distance: float,
     taken: list[np.ndarray] | None = None,
     max_tries: int = 2000,
+    restarts: int = 20,
 ) -> list[np.ndarray]:
     """Draw ``count`` xy points [2] uniformly in the box ``low..high`` by rejection so that every
     point is at least ``min_distance`` metres from the others and from ``taken``.
 
-    Deterministic given the generator state. Raises RuntimeError if the box is too crowded.
+    Sequential rejection can paint itself into a corner (the first points leave no room for the
+    last), so a failed draw starts over, up to ``restarts`` times. Deterministic given the
+    generator state; a draw that succeeds at once consumes the generator as it always did.
+    Raises RuntimeError if the box is too crowded.
     """
-    points = [np.asarray(p, dtype=np.float64)[:2] for p in (taken or [])]
-    out: list[np.ndarray] = []
-    for _ in range(max_tries):
+    fixed = [np.asarray(p, dtype=np.float64)[:2] for p in (taken or [])]
+    for _ in range(1 + restarts):
+        points, out = list(fixed), []
+        for _ in range(max_tries):
+            if len(out) == count:
+                return out
+            p = rng.uniform(low, high)
+            if all(np.linalg.norm(p - q) >= min_distance for q in points):
+                points.append(p)
+                out.append(p)
         if len(out) == count:
             return out
-        p = rng.uniform(low, high)
-        if all(np.linalg.norm(p - q) >= min_distance for q in points):
-            points.append(p)
-            out.append(p)
-    if len(out) == count:
-        return out
     raise RuntimeError(f"could not place {count} objects {min_distance} m apart in {low}..{high}")
