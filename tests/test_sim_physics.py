@@ -111,3 +111,17 @@ def test_renderer_closes_cleanly() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == ""
+
+
+def test_sample_positions_restarts_a_cornered_draw() -> None:
+    from mirror_align.sim.scene import sample_positions
+
+    # Four points 3.73 cm apart in a 7 cm square: the greedy first draw of seed 1 leaves no room.
+    args = (4, (0.0, 0.0), (0.07, 0.07), 0.0373)
+    with pytest.raises(RuntimeError, match="could not place 4 objects"):
+        sample_positions(np.random.default_rng(1), *args, restarts=0)
+    points = sample_positions(np.random.default_rng(1), *args)
+    again = sample_positions(np.random.default_rng(1), *args)
+    assert len(points) == 4 and np.array_equal(np.stack(points), np.stack(again))
+    gaps = [np.linalg.norm(p - q) for i, p in enumerate(points) for q in points[i + 1 :]]
+    assert min(gaps) >= 0.0373
