@@ -20,6 +20,8 @@ from mirror_align.sim import CAMERAS, make_env  # noqa: E402
 from mirror_align.sim.physics import Physics  # noqa: E402
 from mirror_align.sim.scene import Scene  # noqa: E402
 
+VIDEO_FRAMES = 32  # frames per AU clip: `generate`'s default
+
 
 def _rate(fn, seconds: float) -> float:
     """Calls per second of ``fn`` over about ``seconds``."""
@@ -78,7 +80,8 @@ def bench_stock(task: str, size: int, seconds: float) -> float:
 
 
 def bench_demos(task: str, size: int, seconds: float) -> tuple[float, float]:
-    """Expert demos/s with 4-camera observations at every keyframe; returns (demos/s, success)."""
+    """Expert demos/s with 4-camera observations at every keyframe and the front-camera clip of
+    ``VIDEO_FRAMES`` frames (what `generate` stores, minus the disk); returns (demos/s, success)."""
     env = make_env(task, image_size=size)
     n_var = env.task.variation_count
     seeds = iter(range(10**6))
@@ -92,6 +95,7 @@ def bench_demos(task: str, size: int, seconds: float) -> tuple[float, float]:
             _, _, terminated, truncated, info = env.step(action)
             if terminated or truncated:
                 break
+        env.video_frames(VIDEO_FRAMES)  # the AU clip a dataset episode stores
         outcomes.append(info["success"])
 
     try:

@@ -102,12 +102,6 @@ def plan_jobs(tasks: list[str], episodes_per_task: int, split: str) -> list[Job]
     return jobs
 
 
-def subsample_frames(frames: np.ndarray, count: int) -> np.ndarray:
-    """``count`` frames spread uniformly over ``frames`` [N, H, W, 3] (first and last included)."""
-    idx = np.round(np.linspace(0, len(frames) - 1, count)).astype(np.int64)
-    return frames[idx]
-
-
 def run_expert(env: Any, job: Job, video_frames: int) -> Episode:
     """Reset ``env`` to the job's scene, run the scripted expert, return the episode record."""
     from mirror_align.sim import CAMERAS
@@ -133,7 +127,7 @@ def run_expert(env: Any, job: Job, video_frames: int) -> Episode:
         seed=job.seed,
         split=job.split,
         success=success,
-        video=subsample_frames(env.video_frames(), video_frames),
+        video=env.video_frames(video_frames),
         observations=observations,
         actions=actions,
         cameras=CAMERAS,

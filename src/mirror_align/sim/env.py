@@ -18,10 +18,15 @@ from mirror_align.sim.constants import (
     WORKSPACE_BOUNDS,
 )
 from mirror_align.sim.gripper import Gripper
-from mirror_align.sim.physics import Physics
+from mirror_align.sim.physics import Physics, mujoco
 from mirror_align.sim.planner import MotionLimits, Planner
 from mirror_align.sim.scene import Scene
 from mirror_align.sim.task import Task
+
+
+def uniform_frame_indices(total: int, count: int) -> np.ndarray:
+    """int64 [count]: indices spread uniformly over ``total`` frames, first and last included."""
+    return np.round(np.linspace(0, total - 1, count)).astype(np.int64)
 
 
 def _observation_space(size: int) -> spaces.Dict:
@@ -82,6 +87,8 @@ class MirrorBenchEnv(gym.Env):
         self.action_space = _action_space()
         self._rig: CameraRig | None = None
         self.physics: Physics | None = None
+        self._video_data: mujoco.MjData | None = None  # scratch state for rendering video frames
+        self._video_model: mujoco.MjModel | None = None
 
     # --- episode set-up -------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -108,7 +115,7 @@ class MirrorBenchEnv(gym.Env):
         self.planner = Planner(self.physics, self.gripper, self._on_control_step, self.limits)
         self.success = False
         self.keyframe_count = 0
-        self._frames: list[np.ndarray] = []
+        self._frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # qpos, mocap pos/quat
         self._next_frame_time = 0.0
         self._record_frame()
         return self._observation(), self._info()
@@ -127,7 +134,10 @@ class MirrorBenchEnv(gym.Env):
             self._record_frame()
 
     def _record_frame(self) -> None:
-        self._frames.append(self._rig.rgb(self.physics.data, "front"))
+        # Only the state is kept here; frames are rendered when asked for. A demo ticks ~100 video
+        # frames but a dataset keeps 16-32 of them, and rendering is most of the cost of a demo.
+        d = self.physics.data
+        self._frames.append((d.qpos.copy(), d.mocap_pos.copy(), d.mocap_quat.copy()))
         self._next_frame_time += 1.0 / self.video_fps
 
     def step(self, action: dict):
@@ -161,9 +171,28 @@ class MirrorBenchEnv(gym.Env):
             "success": bool(self.success),
         }
 
-    def video_frames(self) -> np.ndarray:
-        """uint8 [T, H, W, 3]: front camera at ``video_fps`` simulated frames/s since reset."""
-        return np.stack(self._frames)
+    def video_frame_count(self) -> int:
+        """Video frames ticked since reset (``video_fps`` per simulated second, plus the first)."""
+        return len(self._frames)
+
+    def video_frames(self, count: int | None = None) -> np.ndarray:
+        """uint8 [T, H, W, 3]: the front camera at ``video_fps`` simulated frames/s since reset.
+
+        With ``count``, only ``count`` frames spread uniformly over the episode (first and last
+        included, :func:`uniform_frame_indices`) are rendered, so T = count.
+        """
+        n = len(self._frames)
+        indices = range(n) if count is None else uniform_frame_indices(n, count)
+        model = self.physics.model
+        if self._video_data is None or self._video_model is not model:
+            self._video_data, self._video_model = mujoco.MjData(model), model
+        d = self._video_data
+        frames = []
+        for i in indices:
+            d.qpos[:], d.mocap_pos[:], d.mocap_quat[:] = self._frames[i]
+            mujoco.mj_forward(model, d)
+            frames.append(self._rig.rgb(d, "front"))
+        return np.stack(frames)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode == "rgb_array" and self.physics is not None:
