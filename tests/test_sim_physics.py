@@ -142,3 +142,14 @@ def test_sample_positions_restarts_a_cornered_draw() -> None:
     assert len(points) == 4 and np.array_equal(np.stack(points), np.stack(again))
     gaps = [np.linalg.norm(p - q) for i, p in enumerate(points) for q in points[i + 1 :]]
     assert min(gaps) >= 0.0373
+
+
+def test_a_diverged_simulation_ends_the_episode_as_a_failure(env, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warning to MUJOCO_LOG.TXT in the cwd
+    env.reset(seed=5, options={"variation": 2})
+    pregrasp = env.expert_keyframes()[0]
+    # Fault injection: an absurd velocity on a free joint makes MuJoCo's integrator diverge.
+    env.physics.data.qvel[:] = 1e30
+    _, _, terminated, _, info = env.step(pregrasp)
+    assert terminated and not info["success"]
+    assert info["failure_reason"].startswith("simulation unstable")

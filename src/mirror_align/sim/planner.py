@@ -37,7 +37,8 @@ class MotionLimits:
 
 @dataclass
 class Outcome:
-    """Result of one keyframe: ``failure_reason`` is None unless the keyframe was rejected."""
+    """Result of one keyframe: ``failure_reason`` is None unless the keyframe was rejected or the
+    simulation diverged while executing it."""
 
     failure_reason: str | None = None
     stalled: bool = False
@@ -90,10 +91,20 @@ class Planner:
             return Outcome(failure_reason=parsed)
         target, quat, want_open, ignore = parsed
         outcome = Outcome()
+        resets_before = self._instability_resets()
         outcome.stalled = self._move(target, quat, ignore)
         if want_open != self.gripper.is_open:
             outcome.grasped = self._actuate(want_open)
+        if self._instability_resets() > resets_before:
+            # MuJoCo silently resets a diverged simulation to its initial state, which would let
+            # an episode go on from a scene that never happened.
+            outcome.failure_reason = "simulation unstable: MuJoCo reset the diverged state"
         return outcome
+
+    def _instability_resets(self) -> int:
+        kinds = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL)
+        kinds += (mujoco.mjtWarning.mjWARN_BADQACC,)
+        return sum(int(self.physics.data.warning[k].number) for k in kinds)
 
     def _waypoints(self, start: np.ndarray, target: np.ndarray, ignore: bool) -> list[np.ndarray]:
         if ignore or np.linalg.norm(target[:2] - start[:2]) < 0.02:
