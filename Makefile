@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow lint format bench clean
+.PHONY: setup quick demo test test-slow lint format bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The main job: every experiment of the paper at CPU scale (all 18 tasks, 64 px, 1 seed, no ablation).
+quick: $(STAMP)
+	$(VENV)/bin/mirror-align reproduce --preset quick --out out/quick --seeds 1 --skip-ablation
 
 demo: $(STAMP)
 	$(VENV)/bin/mirror-align demo --out out/demo

@@ -103,6 +103,7 @@ def fig3_right(inputs: ReportInputs) -> bytes | Missing:
     width = 0.8 / len(runs)
     labels = [s for pair in SUBSETS for s in pair]
     x = np.arange(len(labels), dtype=float)
+    tops: list[float] = []
     for k, run in enumerate(runs):
         means, stds, counts = [], [], []
         for subset in labels:
@@ -110,6 +111,7 @@ def fig3_right(inputs: ReportInputs) -> bytes | Missing:
             means.append(np.mean(vals) if vals else np.nan)
             stds.append(np.std(vals, ddof=1) if len(vals) > 1 else 0.0)
             counts.append(len(vals))
+        tops += [m + sd for m, sd in zip(means, stds, strict=True)]
         colours = ["tab:blue", "tab:gray", "tab:orange", "tab:gray"]
         bars = ax.bar(x + k * width, means, width, yerr=stds, capsize=4, color=colours, label=run)
         for bar, n, m, sd in zip(bars, counts, means, stds, strict=True):
@@ -123,6 +125,8 @@ def fig3_right(inputs: ReportInputs) -> bytes | Missing:
                 xytext=(0, 3),
                 textcoords="offset points",
             )
+    # Headroom for the value labels above the error bars.
+    ax.set_ylim(0.0, 1.25 * max([t for t in tops if np.isfinite(t)], default=0.0) or 1.0)
     ax.set_xticks(x + width * (len(runs) - 1) / 2, labels, rotation=15)
     ax.set(ylabel="probe Recall@1", title="Fig. 3 right: probing on subsets (equal sizes)")
     ax.grid(axis="y", alpha=0.3)

@@ -140,12 +140,16 @@ def build_sections(inputs: ReportInputs, figures: dict[str, bytes | Missing]) ->
         "Lines are means over probe seeds, bands ± std.",
         "fig3_left",
     )
+    from mirror_align.eval.experiments import MIN_SUBSET_ROWS
+
     f3r = figure(
         "fig3_right",
         "Fig. 3 right: probing on success vs failure subsets",
         "fig3_right",
         "Subset Recall@1 with equal sample sizes per subset; bars are means over repeats, error "
-        "bars the sample std over repeats.",
+        "bars the sample std over repeats. 'no data': that comparison had fewer than "
+        f"{MIN_SUBSET_ROWS} episodes in one of its two subsets (e.g. too few successful "
+        "rollouts), so it was not probed.",
         "fig3_right",
     )
     f6 = figure(
