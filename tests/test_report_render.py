@@ -167,3 +167,11 @@ def test_cli(tmp_path, capsys):
     (root / "manifest.json").write_text(json.dumps({"runs": [{"name": "x"}]}))
     with pytest.raises(UserInputError, match="lacks field"):
         load_inputs(root)
+
+
+def test_a_difference_that_prints_as_zero_is_a_tie_not_a_win():
+    from mirror_align.report.tables import _direction
+
+    # 2.78% vs 2.78% (fractions): float noise of equal success rates must not read as "MN beat".
+    assert _direction(0.027777777777777786 - 0.027777777777777776) == "tied with"
+    assert _direction(0.006) == "beat" and _direction(-0.004) == "did not beat"

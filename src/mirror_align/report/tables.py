@@ -278,8 +278,14 @@ def comparison_table(inputs: ReportInputs) -> Table | Missing:
     return Table("Summary over training seeds", headers, rows, notes)
 
 
+# Differences (fractions; printed x100 as points) that print as +0.0 / -0.0 are ties, not wins.
+TIE_FRACTION = 0.0005
+
+
 def _direction(diff: float) -> str:
-    return "beat" if diff > 0 else ("tied with" if diff == 0 else "did not beat")
+    if abs(diff) < TIE_FRACTION:
+        return "tied with"
+    return "beat" if diff > 0 else "did not beat"
 
 
 def verdict(inputs: ReportInputs) -> str:
@@ -312,7 +318,7 @@ def verdict(inputs: ReportInputs) -> str:
                     else "the interval includes zero, so this is not a reliable difference"
                 )
             )
-        outcomes.append(diff > 0)
+        outcomes.append(_direction(diff) == "beat")
         sentences.append(
             f"On {label}, MN {_direction(diff)} the {name} baseline: {fmt(mn.mean)}% vs "
             f"{fmt(base.mean)}% ({fmt(diff, signed=True)} points; {detail})."
