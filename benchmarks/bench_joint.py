@@ -4,7 +4,7 @@ Separate training costs, per step, one EE step plus ``au_share`` of an AU step (
 runs only the AU steps). A joint (MN) step always runs both models, because the alignment loss
 reaches the AU encoder on every step; on ``au_share`` of the steps it also adds the AU task loss.
 Both are measured here in the same run, on random batches shaped like the real ones, with the
-optimizer the trainer uses (LAMB) and the step structure of :mod:`mirror_align.train.joint`:
+optimizer the trainer uses (LAMB) and the step structure of :mod:`mirror_align.train.trainer`:
 
     overhead = (share * t_mn_with_au + (1 - share) * t_mn_plain) / (t_ee + share * t_au) - 1
 

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from mirror_align.cli import main
+from mirror_align.config.experiment import load_experiment
 from mirror_align.eval.metrics_log import read_metrics
 from mirror_align.eval.rollout import plan_rollouts
-from mirror_align.train.joint import train
-from mirror_align.train.run_config import load_experiment
+from mirror_align.train.trainer import train
 
 
 def test_rollout_plan_uses_the_split_seed_range_and_spreads_variations():
@@ -25,7 +25,7 @@ def test_rollout_plan_uses_the_split_seed_range_and_spreads_variations():
 def tiny_mn_run(tiny_sim_dataset, tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "mn"
     config = load_experiment(
-        "configs/tiny.yaml",
+        "tiny",
         [f"data.path={tiny_sim_dataset}", "train.steps=5", "train.batch_size=4"],
     )
     train(config, "mn", run, progress=False)

@@ -8,8 +8,11 @@ import torch
 
 from mirror_align.align.probe import ProbeConfig, fit_probe, probe
 from mirror_align.cli import main
+from mirror_align.config.experiment import load_experiment
 from mirror_align.data.reader import DatasetReader
-from mirror_align.eval.experiments import (
+from mirror_align.eval.features import EpisodeFeatures, extract_features
+from mirror_align.eval.metrics_log import read_metrics
+from mirror_align.pipeline.probing import (
     ALONG_TRAINING_METRICS,
     SUBSET_METRIC,
     CheckpointPair,
@@ -20,10 +23,7 @@ from mirror_align.eval.experiments import (
     probe_along_training,
     probe_subset_comparison,
 )
-from mirror_align.eval.features import EpisodeFeatures, extract_features
-from mirror_align.eval.metrics_log import read_metrics
-from mirror_align.train.joint import train
-from mirror_align.train.run_config import load_experiment
+from mirror_align.train.trainer import train
 
 CHEAP = dict(dim=32, max_epochs=5, progress=False)
 
@@ -40,7 +40,7 @@ def runs(tiny_sim_dataset, tmp_path_factory):
         "train.checkpoint_every=2",
     ]
     for method, extra in (("au", ["train.au_share=0.5"]), ("ee", []), ("mn", [])):
-        config = load_experiment("configs/tiny.yaml", common + extra)
+        config = load_experiment("tiny", common + extra)
         train(config, method, root / f"{method}_s0", progress=False)
     return root
 

@@ -8,11 +8,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from mirror_align.config.experiment import load_experiment
 from mirror_align.data.reader import DatasetReader
+from mirror_align.models.factory import build_models
 from mirror_align.train.checkpoint import flatten_modules, latest_checkpoint, load_weights
 from mirror_align.train.distributed import DistributedContext
-from mirror_align.train.joint import build_models, train
-from mirror_align.train.run_config import load_experiment
+from mirror_align.train.trainer import train
 
 # Per-rank randomness inside the models (token masking) and per-rank batch-norm statistics would
 # legitimately differ from one process, so the equality check turns them off.
@@ -33,7 +34,7 @@ EXACT = [
 def _rank_main(rank: int, store: str, dataset: str, run_dir: str) -> None:
     dist.init_process_group("gloo", store=dist.FileStore(store, 2), rank=rank, world_size=2)
     try:
-        config = load_experiment("configs/tiny.yaml", [f"data.path={dataset}", *EXACT])
+        config = load_experiment("tiny", [f"data.path={dataset}", *EXACT])
         train(
             config, "mn", run_dir, progress=False, dist_ctx=DistributedContext(rank, 2, rank, "cpu")
         )
@@ -42,7 +43,7 @@ def _rank_main(rank: int, store: str, dataset: str, run_dir: str) -> None:
 
 
 def test_one_ddp_step_equals_the_single_process_step(tiny_sim_dataset, tmp_path):
-    config = load_experiment("configs/tiny.yaml", [f"data.path={tiny_sim_dataset}", *EXACT])
+    config = load_experiment("tiny", [f"data.path={tiny_sim_dataset}", *EXACT])
     train(config, "mn", tmp_path / "single", progress=False, dist_ctx=DistributedContext())
     mp.spawn(
         _rank_main,
@@ -75,7 +76,7 @@ def test_torchrun_cli_runs_and_only_rank0_writes(tiny_sim_dataset, tmp_path):
         "mirror_align.cli",
         "train",
         "--config",
-        "configs/tiny.yaml",
+        "tiny",
         "--method",
         "mn",
         "--out",

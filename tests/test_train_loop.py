@@ -10,15 +10,15 @@ import time
 import pytest
 import torch
 
+from mirror_align.config.experiment import is_au_step, load_experiment
 from mirror_align.train.checkpoint import latest_checkpoint, list_checkpoints, load_weights
-from mirror_align.train.joint import PairStream, TrainingDiverged, loop_steps, train
-from mirror_align.train.run_config import is_au_step, load_experiment
 from mirror_align.train.run_log import read_run_log
+from mirror_align.train.trainer import PairStream, TrainingDiverged, loop_steps, train
 
 
 def _config(dataset, *overrides):
     base = [f"data.path={dataset}", "train.steps=5", "train.batch_size=4", "train.log_every=1"]
-    return load_experiment("configs/tiny.yaml", base + list(overrides))
+    return load_experiment("tiny", base + list(overrides))
 
 
 def test_au_share_spreads_steps_evenly():
@@ -93,7 +93,7 @@ def _train_cmd(dataset, out, *extra):
         "mirror_align.cli",
         "train",
         "--config",
-        "configs/tiny.yaml",
+        "tiny",
         "--method",
         "mn",
         "--out",

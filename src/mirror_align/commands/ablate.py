@@ -17,11 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mirror_align.commands.reproduce import preset_path
-    from mirror_align.eval.reproduce import reproduce
-    from mirror_align.train.run_config import load_experiment
+    from mirror_align.config.experiment import load_experiment
+    from mirror_align.pipeline.reproduce import reproduce
 
-    config = load_experiment(args.config or preset_path(args.preset), args.overrides)
+    config = load_experiment(args.config or args.preset, args.overrides)
     reproduce(config, args.out, [config.seed], ablation=True, workers=args.workers, main=False)
     print(f"ablate: done; report: {args.out}/report.html")
     return 0

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from mirror_align.errors import UserInputError
-    from mirror_align.eval.experiments import default_probe_config, run_all
+    from mirror_align.pipeline.probing import default_probe_config, run_all
 
     for option in ("repeats", "probe_dim", "max_epochs", "batch_size"):
         if getattr(args, option) < 1:

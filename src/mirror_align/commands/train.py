@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mirror_align.train.run_config import METHODS
+from mirror_align.config.experiment import METHODS
 
 NAME = "train"
 HELP = "train --method au (video-text), ee (keyframe policy) or mn (both, aligned; the paper)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="YAML preset, e.g. configs/quick.yaml")
+    parser.add_argument(
+        "--config", required=True, help="a packaged preset (tiny, quick, paper) or a YAML path"
+    )
     parser.add_argument("--method", required=True, choices=METHODS, help="what to train")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, logs)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -28,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mirror_align.config.experiment import load_experiment
     from mirror_align.train.distributed import init_distributed, shutdown_distributed
-    from mirror_align.train.joint import TrainingDiverged, train
-    from mirror_align.train.run_config import load_experiment
+    from mirror_align.train.trainer import TrainingDiverged, train
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     config = load_experiment(args.config, overrides)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from torch import nn
 
+from mirror_align.config.experiment import ExperimentConfig, experiment_from_dict
 from mirror_align.errors import UserInputError
+from mirror_align.models.factory import build_models
 from mirror_align.train.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
@@ -15,8 +17,6 @@ from mirror_align.train.checkpoint import (
     load_modules,
     load_weights,
 )
-from mirror_align.train.joint import build_models
-from mirror_align.train.run_config import ExperimentConfig, experiment_from_dict
 
 
 @dataclass

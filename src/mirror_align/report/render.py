@@ -140,7 +140,7 @@ def build_sections(inputs: ReportInputs, figures: dict[str, bytes | Missing]) ->
         "Lines are means over probe seeds, bands ± std.",
         "fig3_left",
     )
-    from mirror_align.eval.experiments import MIN_SUBSET_ROWS
+    from mirror_align.pipeline.probing import MIN_SUBSET_ROWS
 
     f3r = figure(
         "fig3_right",

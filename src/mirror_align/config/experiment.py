@@ -1,6 +1,6 @@
 """The experiment config: data, the two models, the aligner, training and evaluation.
 
-Presets live in ``configs/<preset>.yaml``. A YAML file names a ``model_preset`` (tiny, quick or
+Presets are packaged in ``mirror_align/config/presets/<preset>.yaml`` (:func:`preset_yaml`). A YAML file names a ``model_preset`` (tiny, quick or
 paper, see :mod:`mirror_align.models.config`) whose model configs it may override field by field;
 every other section overrides the dataclass defaults below. ``--set key=value`` edits the result.
 """
@@ -8,8 +8,11 @@ every other section overrides the dataclass defaults below. ``--set key=value`` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from mirror_align.config import apply_overrides, config_from_dict, config_to_dict, load_yaml
 from mirror_align.errors import UserInputError
@@ -163,10 +166,25 @@ def experiment_from_dict(data: dict[str, Any], where: str = "config") -> Experim
     return config
 
 
-def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read ``configs/<preset>.yaml`` (or any YAML path) and apply ``--set`` overrides."""
-    data = apply_overrides(load_yaml(path), overrides or [])
-    return experiment_from_dict(data, where=str(path))
+PRESET_NAMES = ("tiny", "quick", "paper")
+
+
+def preset_yaml(name: str) -> str:
+    """The text of packaged preset ``name``; raises ``UserInputError`` naming the valid choices."""
+    if name not in PRESET_NAMES:
+        raise UserInputError(f"preset: unknown {name!r}; choose one of {', '.join(PRESET_NAMES)}")
+    return (resources.files("mirror_align.config") / "presets" / f"{name}.yaml").read_text()
+
+
+def load_experiment(source: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a packaged preset (``tiny``, ``quick``, ``paper``) or any YAML path, then apply the
+    ``--set`` overrides."""
+    if str(source) in PRESET_NAMES:
+        data = yaml.safe_load(preset_yaml(str(source))) or {}
+    else:
+        data = load_yaml(source)
+    data = apply_overrides(data, overrides or [])
+    return experiment_from_dict(data, where=str(source))
 
 
 def validate_experiment(config: ExperimentConfig) -> None:

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from mirror_align.align.probe import ProbeConfig, fit_probe, probe, probe_subsets
 from mirror_align.atomic import atomic_path
+from mirror_align.config.experiment import experiment_from_dict
 from mirror_align.data.schema import SPLITS
 from mirror_align.errors import UserInputError
 from mirror_align.eval.features import (
@@ -40,9 +41,8 @@ from mirror_align.eval.features import (
 )
 from mirror_align.eval.loading import load_run, resolve_checkpoint
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics, read_metrics
+from mirror_align.models.factory import build_models
 from mirror_align.train.checkpoint import list_checkpoints, load_config
-from mirror_align.train.joint import build_models
-from mirror_align.train.run_config import experiment_from_dict
 
 # along_training.jsonl metric name -> ProbeResult field.
 ALONG_TRAINING_METRICS: dict[str, str] = {

@@ -23,14 +23,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from mirror_align.align import Aligner
 from mirror_align.align.pairing import key_field
 from mirror_align.atomic import write_json_atomic
 from mirror_align.config import config_to_dict
+from mirror_align.config.experiment import ExperimentConfig, is_au_step
 from mirror_align.data.loaders import AUClipDataset, EEKeyframeDataset, collate
 from mirror_align.data.paired import PairedBatchSampler
 from mirror_align.errors import UserInputError
-from mirror_align.models import KeyframePolicy, VideoTextModel
+from mirror_align.models.factory import build_models
 from mirror_align.train.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -42,7 +42,6 @@ from mirror_align.train.checkpoint import (
 )
 from mirror_align.train.distributed import DistributedContext, init_distributed
 from mirror_align.train.optim import build_optimizer, build_scheduler
-from mirror_align.train.run_config import METHODS, ExperimentConfig, is_au_step
 from mirror_align.train.run_log import RunLog
 
 
@@ -60,35 +59,6 @@ class TrainResult:
     seconds: float  # wall time of this session
     samples_per_second: float  # pairs per second in this session
     last_terms: dict[str, float]
-
-
-def build_models(
-    config: ExperimentConfig, instructions: list[str], method: str
-) -> dict[str, nn.Module]:
-    """The modules a method trains, each initialised from its own seed so that the AU model of
-    the AU baseline and of MN (and the EE models) start from identical weights."""
-    if method not in METHODS:
-        raise UserInputError(f"--method: unknown {method!r}; choose one of {', '.join(METHODS)}")
-    modules: dict[str, nn.Module] = {}
-    if method in ("au", "mn"):
-        torch.manual_seed(config.seed * 1000 + 1)
-        modules["au"] = VideoTextModel(config.au, instructions)
-    if method in ("ee", "mn"):
-        torch.manual_seed(config.seed * 1000 + 2)
-        modules["ee"] = KeyframePolicy(config.ee, instructions)
-    if method == "mn":
-        torch.manual_seed(config.seed * 1000 + 3)
-        a = config.align
-        modules["aligner"] = Aligner(
-            modules["au"].representation_dim,
-            modules["ee"].representation_dim,
-            dim=a.dim,
-            projector=a.projector,
-            tau=a.tau,
-            learnable_tau=a.learnable_tau,
-            multi_positive=a.multi_positive,
-        )
-    return modules
 
 
 def run_config_dict(config: ExperimentConfig, method: str, instructions: list[str]) -> dict:

@@ -17,10 +17,10 @@ from typing import Any
 
 from mirror_align.atomic import write_json_atomic
 from mirror_align.config import config_to_dict
+from mirror_align.config.experiment import ExperimentConfig, loop_steps_count
 from mirror_align.errors import UserInputError
 from mirror_align.eval.metrics_log import read_metrics
 from mirror_align.train.checkpoint import latest_checkpoint
-from mirror_align.train.run_config import ExperimentConfig, loop_steps_count
 
 ABLATION_PAIRINGS = ("episode", "instruction", "class")
 ABLATION_TAUS = (0.02, 0.1, 0.2)
@@ -148,7 +148,7 @@ def ensure_dataset(config: ExperimentConfig, workers: int, log: Callable[[str], 
 
 def run_is_complete(run_dir: Path, config: ExperimentConfig, method: str) -> bool:
     """Whether the run's last checkpoint is at its final step."""
-    from mirror_align.train.joint import loop_steps
+    from mirror_align.train.trainer import loop_steps
 
     folder = latest_checkpoint(run_dir)
     if folder is None:
@@ -176,7 +176,7 @@ def reproduce(
 ) -> dict[str, Any]:
     """Run (or resume) every stage into ``out``; returns a summary with per-stage seconds."""
     from mirror_align.eval.evaluate import evaluate_run
-    from mirror_align.train.joint import train
+    from mirror_align.train.trainer import train
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Orchestration of whole experiments: reproduce and ablate stages, the manifest, probing experiments."""
