@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -32,7 +33,7 @@ FILTER_KEYS = {"train": "train", "val": "valid", "test": "test"}
 
 
 def export_robomimic(
-    root: str | Path, out: str | Path, include_failed: bool = False
+    root: str | Path, out: str | Path, *, include_failed: bool = False
 ) -> dict[str, int]:
     """Write ``out`` (atomically); returns ``{"demos": ..., "samples": ...}``."""
     reader = DatasetReader(root)
@@ -44,59 +45,68 @@ def export_robomimic(
         for entry in entries:
             episode = read_episode(reader.path(entry))
             name = f"demo_{entry['episode_id']}"
-            demo = data.create_group(name)
-            n = episode.num_keyframes
-            demo.attrs.update(
-                {
-                    "num_samples": n,
-                    "task": episode.task,
-                    "variation_id": episode.variation_id,
-                    "instruction_id": episode.instruction_id,
-                    "instruction": reader.meta.instructions[episode.instruction_id].text,
-                    "episode_id": entry["episode_id"],
-                    "seed": episode.seed,
-                    "split": episode.split,
-                    "success": episode.success,
-                }
-            )
-            demo["actions"] = episode.actions
-            rewards = np.zeros(n, np.float32)
-            dones = np.zeros(n, np.int64)
-            if n:
-                rewards[-1] = float(episode.success)
-                dones[-1] = 1
-            demo["rewards"], demo["dones"] = rewards, dones
-            obs = demo.create_group("obs")
-            for v, cam in enumerate(reader.meta.cameras):
-                obs.create_dataset(
-                    f"{cam}_image", data=episode.rgb[:, v], compression="gzip", compression_opts=1
-                )
-                obs.create_dataset(
-                    f"{cam}_depth", data=episode.depth[:, v, ..., None], compression="gzip",
-                    compression_opts=1,
-                )  # fmt: skip
-                obs[f"{cam}_intrinsics"] = episode.intrinsics[:, v]
-                obs[f"{cam}_extrinsics"] = episode.extrinsics[:, v]
-            obs["robot0_eef_pos"] = episode.proprio[:, :3]
-            obs["robot0_eef_quat"] = episode.proprio[:, 3:7]
-            obs["gripper_open"] = episode.proprio[:, 7:8]
+            _write_demo(data.create_group(name), episode, entry, reader)
             masks[FILTER_KEYS[episode.split]].append(name)
-            total += n
+            total += episode.num_keyframes
         data.attrs["total"] = total
-        data.attrs["env_args"] = json.dumps(
-            {
-                "env_name": "MirrorBench"
-                if reader.meta.source == "mirrorbench"
-                else reader.meta.source,
-                "type": "mirror-align",
-                "env_kwargs": {
-                    "image_size": reader.meta.image_size,
-                    "cameras": list(reader.meta.cameras),
-                    "tasks": list(reader.meta.tasks),
-                },
-            }
-        )
+        data.attrs["env_args"] = json.dumps(_env_args(reader))
         mask = f.create_group("mask")
         for key, names in masks.items():
             mask.create_dataset(key, data=np.array(names, dtype="S"))
     return {"demos": len(entries), "samples": total}
+
+
+def _write_demo(
+    demo: h5py.Group, episode: Any, entry: dict[str, Any], reader: DatasetReader
+) -> None:
+    """One episode as ``demo_<episode_id>``: attributes, actions, rewards, dones and obs."""
+    n = episode.num_keyframes
+    demo.attrs.update(
+        {
+            "num_samples": n,
+            "task": episode.task,
+            "variation_id": episode.variation_id,
+            "instruction_id": episode.instruction_id,
+            "instruction": reader.meta.instructions[episode.instruction_id].text,
+            "episode_id": entry["episode_id"],
+            "seed": episode.seed,
+            "split": episode.split,
+            "success": episode.success,
+        }
+    )
+    demo["actions"] = episode.actions
+    rewards = np.zeros(n, np.float32)
+    dones = np.zeros(n, np.int64)
+    if n:
+        # robomimic's sparse reward: only the last transition of a successful demo is rewarded.
+        rewards[-1] = float(episode.success)
+        dones[-1] = 1
+    demo["rewards"], demo["dones"] = rewards, dones
+    obs = demo.create_group("obs")
+    for v, cam in enumerate(reader.meta.cameras):
+        obs.create_dataset(
+            f"{cam}_image", data=episode.rgb[:, v], compression="gzip", compression_opts=1
+        )
+        obs.create_dataset(
+            f"{cam}_depth", data=episode.depth[:, v, ..., None], compression="gzip",
+            compression_opts=1,
+        )  # fmt: skip
+        obs[f"{cam}_intrinsics"] = episode.intrinsics[:, v]
+        obs[f"{cam}_extrinsics"] = episode.extrinsics[:, v]
+    obs["robot0_eef_pos"] = episode.proprio[:, :3]
+    obs["robot0_eef_quat"] = episode.proprio[:, 3:7]
+    obs["gripper_open"] = episode.proprio[:, 7:8]
+
+
+def _env_args(reader: DatasetReader) -> dict[str, Any]:
+    """robomimic's ``env_args`` attribute: where the demos come from and their shapes."""
+    source = reader.meta.source
+    return {
+        "env_name": "MirrorBench" if source == "mirrorbench" else source,
+        "type": "mirror-align",
+        "env_kwargs": {
+            "image_size": reader.meta.image_size,
+            "cameras": list(reader.meta.cameras),
+            "tasks": list(reader.meta.tasks),
+        },
+    }
