@@ -1,7 +1,7 @@
 """Offline keyframe metrics of an EE policy: how far each predicted keyframe is from the expert's.
 
 These cost seconds (one greedy decoding per keyframe, no simulator), apply to any dataset
-(MirrorBench or not), and say *why* rollouts fail without running any: DESIGN.md §6 measured that
+(MirrorBench or not), and say *why* rollouts fail without running any: the project measured (docs/architecture.md) that
 success needs about 1 cm of position accuracy per axis, yaw within 5-10 degrees, the gripper flag
 right >= 98% of the time and the collision flag >= 95%.
 
