@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import mirror_align.align.loss as loss_module
+import mirror_align.align.fused_loss as fused_module
 from mirror_align.align import (
     Aligner,
     AlignmentLoss,
@@ -16,7 +16,7 @@ from mirror_align.align import (
     make_projector,
     mi_lower_bound,
 )
-from mirror_align.align.loss import _FusedInfoNCE
+from mirror_align.align.fused_loss import _FusedInfoNCE
 from mirror_align.errors import UserInputError
 
 IMPLEMENTATIONS = ("fused", "autograd")
@@ -39,7 +39,7 @@ def implementation(request, monkeypatch):
     """The ``implementation`` argument for a variant, forcing the fused per-row path if asked."""
     variant = request.param
     if variant == "fused-rowmax":
-        monkeypatch.setattr(loss_module, "SHARED_SHIFT_FRACTION", 0.0)
+        monkeypatch.setattr(fused_module, "SHARED_SHIFT_FRACTION", 0.0)
         return "fused"
     return variant
 
