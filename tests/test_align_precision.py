@@ -67,7 +67,9 @@ def loss_and_grads(u, e, keys, implementation):
 @pytest.mark.parametrize("dtype", HALF, ids=["fp16", "bf16"])
 @pytest.mark.parametrize("multi_positive", [False, True], ids=["single", "multi"])
 @pytest.mark.parametrize("make", [overflow_batch, correlated_batch], ids=["overflow", "correlated"])
-def test_half_loss_equals_float64_loss_of_the_same_values(implementation, dtype, multi_positive, make):
+def test_half_loss_equals_float64_loss_of_the_same_values(
+    implementation, dtype, multi_positive, make
+):
     u, e = make(dtype)
     keys = keys_for(u.shape[0], multi_positive)
     loss, parts, grad_u, grad_e = loss_and_grads(u, e, keys, implementation)
@@ -109,7 +111,9 @@ def test_fused_and_definition_agree_in_half_precision(dtype, multi_positive):
         fused, fused_parts, *_ = loss_and_grads(u, e, keys, "fused")
         plain, plain_parts, *_ = loss_and_grads(u, e, keys, "autograd")
         torch.testing.assert_close(fused, plain, rtol=1e-5, atol=LOSS_ATOL)
-        torch.testing.assert_close(fused_parts["u2e"], plain_parts["u2e"], rtol=1e-5, atol=LOSS_ATOL)
+        torch.testing.assert_close(
+            fused_parts["u2e"], plain_parts["u2e"], rtol=1e-5, atol=LOSS_ATOL
+        )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, *HALF], ids=["fp32", "fp16", "bf16"])
