@@ -142,6 +142,7 @@ def alignment_loss(
     # float16/bfloat16 -> float32; float32 and float64 stay as they are.
     dtype = torch.promote_types(z_u.dtype, torch.float32)
     z_u, z_e = z_u.to(dtype), z_e.to(dtype)
+    keys = None if keys is None else keys.to(z_u.device)
     if implementation == "autograd" or distributed:
         loss, loss_u2e, loss_e2u = _definition(z_u, z_e, tau, keys, layout)
     else:
