@@ -17,10 +17,12 @@ How it saves time and memory:
   positives, so their contribution is a group mean of features (``O(B D)``), which is why
   multi-positive costs about the same as single-positive.
 
-Measured with ``benchmarks/bench_align_loss.py`` (forward + backward, float32, 1 thread, both
-implementations timed in the same run, median of interleaved repeats): 2.0-2.3x faster than the
-definition at B=1024, D=1024, and 1.3-1.4x faster than two ``F.cross_entropy`` calls on two
-products; multi-positive costs 1.0-1.1x single-positive (the definition: 1.2-1.3x).
+Measured with ``benchmarks/bench_align_loss.py`` (forward + backward, float32, 1 thread, all
+implementations timed in the same run with interleaved repeats; two runs on a shared 2-core
+machine at load average 6-7, so treat the ranges as rough): the definition takes 1.7-2.1x the
+fused time at B=1024, D=1024 and 3.1-3.6x at B=1024, D=128; the fused loss takes 0.50-0.55x the
+time of two ``F.cross_entropy`` calls on two products at B=1024, D=1024. Multi-positive costs
+0.9-1.3x single-positive in those runs (the spread is the load; the extra work is ``O(B D)``).
 """
 
 from __future__ import annotations
