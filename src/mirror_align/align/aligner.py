@@ -53,6 +53,7 @@ class AlignmentLoss(nn.Module):
     def __init__(
         self,
         tau: float = 0.1,
+        *,
         learnable_tau: bool = False,
         multi_positive: bool = False,
         tau_min: float = 0.01,
@@ -97,7 +98,7 @@ class AlignmentLoss(nn.Module):
                 "alignment loss: multi-positive mode needs the pairing keys (keys=[B] integers)"
             )
         return alignment_loss(
-            z_u, z_e, self.tau, keys if self.multi_positive else None, self.gather
+            z_u, z_e, self.tau, keys if self.multi_positive else None, gather=self.gather
         )
 
 
@@ -131,6 +132,7 @@ class Aligner(nn.Module):
         dim: int = 1024,
         projector: str = "linear",
         tau: float = 0.1,
+        *,
         learnable_tau: bool = False,
         multi_positive: bool = False,
         gather: bool = True,

@@ -55,7 +55,7 @@ def local_layout(rows: int) -> BatchLayout:
 
 @torch.no_grad()
 def agree_on_layout(
-    rows: int, dim: int, has_keys: bool, problem: str | None, device: torch.device
+    rows: int, dim: int, *, has_keys: bool, problem: str | None, device: torch.device
 ) -> BatchLayout:
     """Gather every rank's row count, feature size, key use and input check before any features.
 

@@ -84,7 +84,7 @@ def _normalize_backward(grad_hat: torch.Tensor, x_hat: torch.Tensor, norm: torch
     return (grad_hat - x_hat * radial) / norm.clamp_min(eps)
 
 
-def _log_sum_exps(logits: torch.Tensor, scale: float, half: float, needs_grad: bool):
+def _log_sum_exps(logits: torch.Tensor, scale: float, half: float, *, needs_grad: bool):
     """Row and column log-sum-exps of ``logits [B, B]`` (overwritten) and, if asked, the matrix
     ``(softmax over rows + softmax over columns) * half``."""
     grad_logits = None
@@ -143,7 +143,7 @@ class _FusedInfoNCE(torch.autograd.Function):
 
         needs_grad = any(ctx.needs_input_grad[:3])
         lse_rows, lse_cols, grad_logits = _log_sum_exps(
-            logits, float(scale.detach()), 0.5 / batch, needs_grad
+            logits, float(scale.detach()), 0.5 / batch, needs_grad=needs_grad
         )
         del logits
         # Each row's term is at least 0 (at least log of its number of positives); the positive

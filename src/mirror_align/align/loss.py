@@ -100,8 +100,8 @@ def alignment_loss(
     z_e: torch.Tensor,
     tau: float | torch.Tensor = 0.1,
     keys: torch.Tensor | None = None,
-    gather: bool = True,
     *,
+    gather: bool = True,
     implementation: str = "auto",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Bidirectional InfoNCE (paper Eq. 2) between index-aligned ``z_u [B, D]`` and ``z_e [B, D]``.
@@ -133,7 +133,9 @@ def alignment_loss(
     problem = _input_problem(z_u, z_e, tau, keys, allow_empty=distributed)
     if distributed:
         rows, dim = (z_u.shape[0], z_u.shape[-1]) if z_u.ndim else (0, 0)
-        layout = agree_on_layout(rows, dim, keys is not None, problem, z_u.device)
+        layout = agree_on_layout(
+            rows, dim, has_keys=keys is not None, problem=problem, device=z_u.device
+        )
     elif problem:
         raise UserInputError(problem)
     else:
@@ -168,7 +170,7 @@ def mi_lower_bound(loss: float | torch.Tensor, batch_size: int) -> float:
     return math.log(batch_size) - float(loss)
 
 
-def _input_problem(z_u, z_e, tau, keys, allow_empty: bool) -> str | None:
+def _input_problem(z_u, z_e, tau, keys, *, allow_empty: bool) -> str | None:
     """The first problem with the inputs as one line, or None when they are valid."""
     if z_u.ndim != 2 or z_e.ndim != 2 or z_u.shape != z_e.shape:
         return (
