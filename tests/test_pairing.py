@@ -12,7 +12,13 @@ import pytest
 
 from mirror_align import constants
 from mirror_align.align import pairing
-from mirror_align.align.pairing import PAIRING_FIELDS, make_pairs, pair_by_key, pairing_keys
+from mirror_align.align.pairing import (
+    PAIRING_FIELDS,
+    PAIRING_MODES,
+    make_pairs,
+    pair_by_key,
+    pairing_keys,
+)
 from mirror_align.align.probe import ProbeConfig
 from mirror_align.config.experiment import AlignConfig
 from mirror_align.data.paired import PairedBatchSampler
@@ -27,7 +33,7 @@ def _pool(n, seed):
     return {"episode_id": episode, "instruction_id": instruction, "task_id": task}
 
 
-@pytest.mark.parametrize("mode", ["episode", "instruction", "class"])
+@pytest.mark.parametrize("mode", PAIRING_MODES)
 def test_partners_share_the_key(mode):
     au = _pool(200, 0)
     # The EE pool: several keyframe rows per episode, so episode pairing has real choices.
