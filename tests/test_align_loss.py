@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import mirror_align.align.loss as loss_module
+import mirror_align.align.fused_loss as fused_module
 from mirror_align.align import (
     Aligner,
     AlignmentLoss,
@@ -16,7 +16,7 @@ from mirror_align.align import (
     make_projector,
     mi_lower_bound,
 )
-from mirror_align.align.loss import _FusedInfoNCE
+from mirror_align.align.fused_loss import _FusedInfoNCE
 from mirror_align.errors import UserInputError
 
 IMPLEMENTATIONS = ("fused", "autograd")
@@ -39,7 +39,7 @@ def implementation(request, monkeypatch):
     """The ``implementation`` argument for a variant, forcing the fused per-row path if asked."""
     variant = request.param
     if variant == "fused-rowmax":
-        monkeypatch.setattr(loss_module, "SHARED_SHIFT_FRACTION", 0.0)
+        monkeypatch.setattr(fused_module, "SHARED_SHIFT_FRACTION", 0.0)
         return "fused"
     return variant
 
@@ -342,3 +342,20 @@ def test_fused_refuses_double_backward():
     plain, _ = alignment_loss(u, e, 0.1, implementation="autograd")
     (grad_u,) = torch.autograd.grad(plain, u, create_graph=True)
     assert torch.autograd.grad(grad_u.sum(), e)[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("implementation", ["fused", "fused-rowmax"], indirect=True)
+@pytest.mark.parametrize("multi_positive", [False, True], ids=["single", "multi"])
+@pytest.mark.parametrize("tau", [0.01, 0.1, 0.5])
+def test_fused_module_computes_the_definition_to_1e_10(implementation, multi_positive, tau):
+    """align/fused_loss.py promises the numbers of align/loss.py's definition: value, both
+    directions and the gradients w.r.t. the features and the temperature."""
+    u, e, keys = make_batch(96, dim=16, seed=11)
+    keys = keys if multi_positive else None
+    results = {}
+    for name in (implementation, "autograd"):
+        t = torch.tensor(tau, dtype=torch.float64, requires_grad=True)
+        loss, parts = alignment_loss(u, e, t, keys, implementation=name)
+        results[name] = (loss, parts["u2e"], parts["e2u"], *torch.autograd.grad(loss, (u, e, t)))
+    for fused, definition in zip(results[implementation], results["autograd"], strict=True):
+        torch.testing.assert_close(fused, definition, rtol=1e-10, atol=1e-10)

@@ -1,7 +1,7 @@
 """The method, model-agnostic: projectors, the alignment loss, pairing, probing and metrics."""
 
-from mirror_align.align.aligner import Aligner, AlignmentOutput
-from mirror_align.align.loss import AlignmentLoss, alignment_loss, mi_lower_bound
+from mirror_align.align.aligner import Aligner, AlignmentLoss, AlignmentOutput
+from mirror_align.align.loss import alignment_loss, mi_lower_bound
 from mirror_align.align.projector import make_projector
 
 __all__ = [

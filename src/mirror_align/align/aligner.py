@@ -1,4 +1,4 @@
-"""The aligner: two projectors into the shared space Z plus the alignment loss.
+"""The aligner: two projectors into the shared space Z plus the alignment loss with its temperature.
 
 Drop-in usage with any two models that produce ``u [B, du]`` and ``e [B, de]``::
 
@@ -9,13 +9,97 @@ Drop-in usage with any two models that produce ``u [B, du]`` and ``e [B, de]``::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from mirror_align.align.loss import AlignmentLoss, mi_lower_bound
+from mirror_align.align.loss import alignment_loss, mi_lower_bound
 from mirror_align.align.projector import make_projector
+from mirror_align.errors import UserInputError
+
+
+class _ClampWithRecovery(torch.autograd.Function):
+    """``clamp(x, low, high)`` whose gradient is not lost at the bounds.
+
+    A plain clamp has zero gradient outside the range, so a learnable temperature that hit a bound
+    would stay there for good. This one passes the gradient when a descent step would move ``x``
+    back towards the range, and blocks it when the step would push ``x`` further out.
+    """
+
+    @staticmethod
+    def forward(ctx, x, low: float, high: float):
+        ctx.save_for_backward(x)
+        ctx.low, ctx.high = low, high
+        return x.clamp(low, high)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        inside = (x >= ctx.low) & (x <= ctx.high)
+        recovering = ((x < ctx.low) & (grad < 0)) | ((x > ctx.high) & (grad > 0))
+        return grad * (inside | recovering).to(grad.dtype), None, None
+
+
+class AlignmentLoss(nn.Module):
+    """The alignment loss as a module, with a fixed or learnable temperature.
+
+    A learnable ``tau`` is stored as ``log(1/tau)`` (CLIP's logit scale) and clamped to
+    ``[tau_min, tau_max]`` so it can run neither to 0 nor to infinity; at a bound it still
+    receives the gradient that would bring it back. A fixed ``tau`` only has to be positive.
+    """
+
+    def __init__(
+        self,
+        tau: float = 0.1,
+        *,
+        learnable_tau: bool = False,
+        multi_positive: bool = False,
+        tau_min: float = 0.01,
+        tau_max: float = 1.0,
+        gather: bool = True,
+    ) -> None:
+        super().__init__()
+        if not (math.isfinite(tau) and tau > 0):
+            raise UserInputError(f"tau: must be a positive number, got {tau}")
+        if learnable_tau:
+            if not 0 < tau_min < tau_max:
+                raise UserInputError(f"tau: need 0 < tau_min < tau_max, got {tau_min}, {tau_max}")
+            if not tau_min <= tau <= tau_max:
+                raise UserInputError(
+                    f"tau: {tau} is outside [tau_min, tau_max] = [{tau_min}, {tau_max}]"
+                )
+        self.multi_positive = multi_positive
+        self.gather = gather
+        self.learnable_tau = learnable_tau
+        self.tau_min, self.tau_max = tau_min, tau_max
+        log_scale = torch.tensor(math.log(1.0 / tau))
+        if learnable_tau:
+            self.log_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_scale", log_scale)
+
+    @property
+    def tau(self) -> torch.Tensor:
+        """The current temperature (a scalar tensor; clamped when learnable)."""
+        log_scale = self.log_scale
+        if self.learnable_tau:
+            low, high = math.log(1.0 / self.tau_max), math.log(1.0 / self.tau_min)
+            log_scale = _ClampWithRecovery.apply(log_scale, low, high)
+        return torch.exp(-log_scale)
+
+    def forward(
+        self, z_u: torch.Tensor, z_e: torch.Tensor, keys: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(loss, parts)`` for ``z_u, z_e [B, D]``; ``keys [B]`` is used in multi-positive mode."""
+        if self.multi_positive and keys is None:
+            raise UserInputError(
+                "alignment loss: multi-positive mode needs the pairing keys (keys=[B] integers)"
+            )
+        return alignment_loss(
+            z_u, z_e, self.tau, keys if self.multi_positive else None, gather=self.gather
+        )
 
 
 @dataclass
@@ -48,6 +132,7 @@ class Aligner(nn.Module):
         dim: int = 1024,
         projector: str = "linear",
         tau: float = 0.1,
+        *,
         learnable_tau: bool = False,
         multi_positive: bool = False,
         gather: bool = True,

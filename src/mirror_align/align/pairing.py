@@ -1,9 +1,11 @@
-"""Positive (AU, EE) pairs built from per-sample pairing keys (paper Sec. 3, Table 3).
+"""Positive pairs built from per-sample pairing keys (paper Sec. 3, Table 3).
 
 Every sample carries three integer keys: ``episode_id``, ``instruction_id`` and ``task_id`` (the
-class). A pairing mode picks one of them; an AU sample and an EE sample form a positive pair when
-they share that key. The two pools may be the same set of episodes (the usual case: each episode
-gives a video for AU and keyframes for EE) or different ones.
+class). A pairing mode picks one of them; two samples form a positive pair when they share that
+key. Pairing is direction-neutral: each *query* gets one random partner among the *candidates*
+that share its key. Either modality can be the query (the training sampler draws EE samples and
+finds them AU partners; the probe pairs AU rows with EE rows), and the two pools may be the same
+set of episodes (each episode gives a video for AU and keyframes for EE) or different ones.
 
 This module only uses numpy so that the dataset's paired sampler, the probe and the tests can share
 it without pulling in torch datasets.
@@ -17,31 +19,25 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from mirror_align.constants import DEFAULT_PAIRING, PAIRING_FIELDS, PAIRING_MODES
 from mirror_align.errors import UserInputError
 
-# Pairing mode -> the per-sample key array it compares. "instruction" is the paper's default.
-PAIRING_FIELDS: dict[str, str] = {
-    "episode": "episode_id",
-    "instruction": "instruction_id",
-    "class": "task_id",
-}
-PAIRING_MODES: tuple[str, ...] = tuple(PAIRING_FIELDS)
-KEY_NAMES: tuple[str, ...] = ("episode_id", "instruction_id", "task_id")
+# The per-sample key arrays, in the order of the pairing modes.
+KEY_NAMES: tuple[str, ...] = tuple(PAIRING_FIELDS.values())
 ON_MISSING_CHOICES: tuple[str, ...] = ("error", "skip")
-DEFAULT_PAIRING = "instruction"
 
 
 @dataclass
 class Pairs:
-    """Index-aligned positive pairs: ``au_index[p]`` pairs with ``ee_index[p]``.
+    """Index-aligned positive pairs: query ``query_index[p]`` pairs with ``candidate_index[p]``.
 
-    ``au_index``, ``ee_index`` and ``keys`` are int64 ``[P]``; ``keys[p]`` is the shared key value.
-    ``n_skipped`` AU samples had no partner (only non-zero with ``on_missing='skip'``) and
+    ``query_index``, ``candidate_index`` and ``keys`` are int64 ``[P]``; ``keys[p]`` is the shared
+    key value. ``n_skipped`` queries had no partner (only non-zero with ``on_missing='skip'``) and
     ``missing_keys`` lists their distinct key values, sorted.
     """
 
-    au_index: np.ndarray
-    ee_index: np.ndarray
+    query_index: np.ndarray
+    candidate_index: np.ndarray
     keys: np.ndarray
     mode: str
     field: str
@@ -49,7 +45,7 @@ class Pairs:
     missing_keys: np.ndarray
 
     def __len__(self) -> int:
-        return int(self.au_index.shape[0])
+        return int(self.query_index.shape[0])
 
 
 def check_mode(mode: str) -> str:
@@ -94,54 +90,54 @@ def _make_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
 
 
 def pair_by_key(
-    au_keys: ArrayLike,
-    ee_keys: ArrayLike,
+    query_keys: ArrayLike,
+    candidate_keys: ArrayLike,
     rng: np.random.Generator | int | None = None,
     on_missing: str = "error",
     mode: str = "key",
     field: str = "key",
 ) -> Pairs:
-    """For each AU sample, pick a uniformly random EE sample with the same key value.
+    """For each query, pick a uniformly random candidate with the same key value.
 
-    ``au_keys [Na]`` and ``ee_keys [Ne]`` are integer arrays. ``rng`` is a numpy Generator or a seed,
-    so the same seed gives the same pairs. An AU sample whose key no EE sample has is an error
-    (``on_missing='error'``, the message names the key value and the mode) or is dropped and counted
-    (``on_missing='skip'``). ``mode``/``field`` only label messages and the result.
+    ``query_keys [Nq]`` and ``candidate_keys [Nc]`` are integer arrays. ``rng`` is a numpy
+    Generator or a seed, so the same seed gives the same pairs. A query whose key no candidate has
+    is an error (``on_missing='error'``, the message names the key value and the mode) or is
+    dropped and counted (``on_missing='skip'``). ``mode``/``field`` only label messages and the
+    result.
     """
     if on_missing not in ON_MISSING_CHOICES:
         raise UserInputError(
             f"pairing: unknown on_missing {on_missing!r}; choose one of {', '.join(ON_MISSING_CHOICES)}"
         )
-    au = _as_key_array(au_keys, f"AU {field}")
-    ee = _as_key_array(ee_keys, f"EE {field}")
+    queries = _as_key_array(query_keys, f"query {field}")
+    candidates = _as_key_array(candidate_keys, f"candidate {field}")
     generator = _make_rng(rng)
 
-    # Group the EE pool by key once: a stable sort puts equal keys in one contiguous run, so a
-    # partner is "run start + a random offset below the run length" -- O((Na + Ne) log Ne).
-    order = np.argsort(ee, kind="stable")
-    sorted_ee = ee[order]
-    groups, starts, counts = np.unique(sorted_ee, return_index=True, return_counts=True)
-    slot = np.searchsorted(groups, au)
-    has_partner = np.zeros(au.shape, dtype=bool)
+    # Group the candidates by key once: a stable sort puts equal keys in one contiguous run, so a
+    # partner is "run start + a random offset below the run length" -- O((Nq + Nc) log Nc).
+    order = np.argsort(candidates, kind="stable")
+    groups, starts, counts = np.unique(candidates[order], return_index=True, return_counts=True)
+    slot = np.searchsorted(groups, queries)
+    has_partner = np.zeros(queries.shape, dtype=bool)
     if groups.size:
-        has_partner = groups[np.minimum(slot, groups.size - 1)] == au
+        has_partner = groups[np.minimum(slot, groups.size - 1)] == queries
 
-    missing = np.unique(au[~has_partner])
+    missing = np.unique(queries[~has_partner])
     if missing.size and on_missing == "error":
         shown = ", ".join(str(int(k)) for k in missing[:10]) + (" ..." if missing.size > 10 else "")
         raise UserInputError(
-            f"pairing by {mode}: {field} {int(missing[0])} of the AU pool has no partner in the EE pool "
-            f"({missing.size} {field} value(s) without a partner: {shown}); "
+            f"pairing by {mode}: {field} {int(missing[0])} of the queries has no partner among the "
+            f"candidates ({missing.size} {field} value(s) without a partner: {shown}); "
             "pass on_missing='skip' to drop them"
         )
-    au_index = np.flatnonzero(has_partner).astype(np.int64)
+    query_index = np.flatnonzero(has_partner).astype(np.int64)
     group = slot[has_partner]
-    offsets = np.floor(generator.random(au_index.shape[0]) * counts[group]).astype(np.int64)
-    ee_index = order[starts[group] + offsets].astype(np.int64)
+    offsets = np.floor(generator.random(query_index.shape[0]) * counts[group]).astype(np.int64)
+    candidate_index = order[starts[group] + offsets].astype(np.int64)
     return Pairs(
-        au_index=au_index,
-        ee_index=ee_index,
-        keys=au[au_index],
+        query_index=query_index,
+        candidate_index=candidate_index,
+        keys=queries[query_index],
         mode=mode,
         field=field,
         n_skipped=int((~has_partner).sum()),
@@ -150,20 +146,23 @@ def pair_by_key(
 
 
 def make_pairs(
-    au_keys: Mapping[str, ArrayLike],
-    ee_keys: Mapping[str, ArrayLike] | None = None,
+    queries: Mapping[str, ArrayLike],
+    candidates: Mapping[str, ArrayLike] | None = None,
     mode: str = DEFAULT_PAIRING,
     rng: np.random.Generator | int | None = None,
     on_missing: str = "error",
 ) -> Pairs:
-    """Positive pairs between an AU pool and an EE pool by ``episode``, ``instruction`` or ``class``.
+    """Positive pairs by ``episode``, ``instruction`` or ``class``: each query gets one partner.
 
-    ``au_keys`` and ``ee_keys`` map ``episode_id``/``instruction_id``/``task_id`` to integer arrays of
-    their pool's length (only the mode's field is required). ``ee_keys=None`` means the EE pool is the
-    AU pool (same samples, other modality). Each AU sample gets one random EE partner sharing the key;
-    see :func:`pair_by_key` for ``rng`` and ``on_missing``.
+    ``queries`` and ``candidates`` map ``episode_id``/``instruction_id``/``task_id`` to integer
+    arrays of their pool's length (only the mode's field is required); either modality may be
+    either side. ``candidates=None`` means the candidates are the queries' own samples (the same
+    episodes, seen through the other modality). Each query gets one random candidate sharing its
+    key; see :func:`pair_by_key` for ``rng`` and ``on_missing``.
     """
     field = key_field(mode)
-    au = pairing_keys(au_keys, mode)
-    ee = au if ee_keys is None else pairing_keys(ee_keys, mode)
-    return pair_by_key(au, ee, rng=rng, on_missing=on_missing, mode=mode, field=field)
+    query_keys = pairing_keys(queries, mode)
+    candidate_keys = query_keys if candidates is None else pairing_keys(candidates, mode)
+    return pair_by_key(
+        query_keys, candidate_keys, rng=rng, on_missing=on_missing, mode=mode, field=field
+    )

@@ -340,7 +340,11 @@ def fit_probe(
         pairs = eval_pairs["val"]
         tau = float(aligner.criterion.tau.detach())
         bound, _, _ = mi_bound_on_pairs(
-            z_u[pairs.au_index], z_e[pairs.ee_index], tau, config.eval_batch_size, config.seed
+            z_u[pairs.query_index],
+            z_e[pairs.candidate_index],
+            tau,
+            config.eval_batch_size,
+            config.seed,
         )
         return float(recall), bound
 
@@ -358,7 +362,7 @@ def fit_probe(
         order = rng.permutation(len(pairs))
         for start in range(0, len(order) - batch + 1, batch):
             idx = order[start : start + batch]
-            a, b = pairs.au_index[idx], pairs.ee_index[idx]
+            a, b = pairs.query_index[idx], pairs.candidate_index[idx]
             batch_keys = torch.from_numpy(pairs.keys[idx]) if config.multi_positive else None
             out = aligner(u_t["train"][a], e_t["train"][b], keys=batch_keys)
             optimizer.zero_grad(set_to_none=True)
@@ -387,7 +391,7 @@ def fit_probe(
     r1 = recalls[1]
     pairs = eval_pairs["test"]
     bound, b, n_batches = mi_bound_on_pairs(
-        z_u[pairs.au_index], z_e[pairs.ee_index], tau, config.eval_batch_size, config.seed
+        z_u[pairs.query_index], z_e[pairs.candidate_index], tau, config.eval_batch_size, config.seed
     )
     k = min(config.knn_k, test.size - 1)
     raw_u, raw_e = u[test], e[test]

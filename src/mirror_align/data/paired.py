@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from mirror_align.align.pairing import key_field, make_pairs
+from mirror_align.constants import DEFAULT_PAIRING
 from mirror_align.data.loaders import AUClipDataset, EEKeyframeDataset
 from mirror_align.errors import UserInputError
 
@@ -57,7 +58,7 @@ class PairedBatchSampler(Sampler[list[tuple[int, int]]]):
         au: AUClipDataset,
         ee: EEKeyframeDataset,
         batch_size: int,
-        pairing: str = "instruction",
+        pairing: str = DEFAULT_PAIRING,
         seed: int = 0,
         batches_per_epoch: int | None = None,
         rank: int = 0,
@@ -75,7 +76,7 @@ class PairedBatchSampler(Sampler[list[tuple[int, int]]]):
         self.by_task = [np.flatnonzero(self.ee_keys["task_id"] == t) for t in self.tasks]
         self.batches_per_epoch = batches_per_epoch or max(1, len(ee) // batch_size)
         # Fail now, not mid-epoch, if some EE sample can have no AU partner.
-        make_pairs(self.ee_keys, self.au_keys, mode=pairing, rng=0)
+        make_pairs(queries=self.ee_keys, candidates=self.au_keys, mode=pairing, rng=0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -92,11 +93,10 @@ class PairedBatchSampler(Sampler[list[tuple[int, int]]]):
         for slot, members in enumerate(self.by_task):
             chosen = task_slots == slot
             ee_index[chosen] = members[rng.integers(0, len(members), size=int(chosen.sum()))]
-        # make_pairs picks, for each row of its first pool, a partner from its second pool: here
-        # the first pool is the drawn EE samples and the second is every AU clip.
+        # Each drawn EE sample is a query; its partner is a random AU clip sharing its key.
         drawn = {key: values[ee_index] for key, values in self.ee_keys.items()}
-        pairs = make_pairs(drawn, self.au_keys, mode=self.pairing, rng=rng)
-        au_index = pairs.ee_index  # indexes the second pool, i.e. the AU clips
+        pairs = make_pairs(queries=drawn, candidates=self.au_keys, mode=self.pairing, rng=rng)
+        au_index = pairs.candidate_index
         for b in range(self.batches_per_epoch):
             rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
             yield list(zip(au_index[rows].tolist(), ee_index[rows].tolist(), strict=True))
