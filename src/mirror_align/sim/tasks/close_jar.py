@@ -89,7 +89,7 @@ class CloseJar(Task):
         layout = CloseJarLayout(
             jar_xy=dict(zip(colours, (jar_a, jar_b), strict=True)), lid_xy=lid, target=target
         )
-        scene.add_asset(f'<material name="lid" rgba="{LID_RGBA}" specular="0.2"/>')
+        scene.add_material("lid", rgba=LID_RGBA, specular=0.2)
         for c, xy in layout.jar_xy.items():
             scene.add_body(_jar_xml(c, xy))
         scene.add_body(_lid_xml(lid))

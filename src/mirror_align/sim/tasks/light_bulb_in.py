@@ -97,10 +97,10 @@ class LightBulbIn(Task):
         layout = BulbLayout(
             lamp_xy=lamp, bulbs=dict(zip(colours, holders, strict=True)), target=colour
         )
-        scene.add_asset('<material name="lamp" rgba="0.2 0.2 0.22 1" specular="0.2"/>')
-        scene.add_asset('<material name="lamp_socket" rgba="0.7 0.66 0.55 1" specular="0.2"/>')
-        scene.add_asset('<material name="bulb_glass" rgba="0.97 0.96 0.88 1" specular="0.4"/>')
-        scene.add_asset('<material name="bulb_neck" rgba="0.8 0.8 0.82 1" specular="0.3"/>')
+        scene.add_material("lamp", rgba=(0.2, 0.2, 0.22, 1), specular=0.2)
+        scene.add_material("lamp_socket", rgba=(0.7, 0.66, 0.55, 1), specular=0.2)
+        scene.add_material("bulb_glass", rgba=(0.97, 0.96, 0.88, 1), specular=0.4)
+        scene.add_material("bulb_neck", rgba=(0.8, 0.8, 0.82, 1), specular=0.3)
         scene.add_body(_lamp_xml(lamp))
         for c, xy in layout.bulbs.items():
             scene.add_body(_bulb_xml(c, xy))

@@ -75,10 +75,10 @@ class OpenDrawer(Task):
             yaw=float(rng.uniform(-0.45, 0.45)),
             target=DRAWER_LEVELS[variation],
         )
-        scene.add_asset('<material name="cabinet" rgba="0.78 0.72 0.62 1" specular="0"/>')
-        scene.add_asset('<material name="drawer_front" rgba="0.55 0.42 0.3 1" specular="0"/>')
-        scene.add_asset('<material name="drawer_inner" rgba="0.7 0.6 0.48 1" specular="0"/>')
-        scene.add_asset('<material name="handle" rgba="0.15 0.15 0.17 1" specular="0"/>')
+        scene.add_material("cabinet", rgba=(0.78, 0.72, 0.62, 1))
+        scene.add_material("drawer_front", rgba=(0.55, 0.42, 0.3, 1))
+        scene.add_material("drawer_inner", rgba=(0.7, 0.6, 0.48, 1))
+        scene.add_material("handle", rgba=(0.15, 0.15, 0.17, 1))
         scene.add_body(_cabinet_xml(layout))
         for i, level in enumerate(DRAWER_LEVELS):
             scene.exclude_contact("cabinet", f"drawer_{level}")

@@ -144,11 +144,11 @@ class PutItemInDrawer(Task):
             item_yaw=float(rng.uniform(-np.pi, np.pi)),
             target=DRAWER_LEVELS[variation],
         )
-        scene.add_asset('<material name="chest" rgba="0.8 0.74 0.64 1" specular="0"/>')
-        scene.add_asset('<material name="chest_front" rgba="0.52 0.4 0.29 1" specular="0"/>')
-        scene.add_asset('<material name="chest_inner" rgba="0.68 0.58 0.46 1" specular="0"/>')
-        scene.add_asset('<material name="chest_handle" rgba="0.15 0.15 0.17 1" specular="0"/>')
-        scene.add_asset('<material name="item" rgba="0.1 0.35 0.9 1" specular="0"/>')
+        scene.add_material("chest", rgba=(0.8, 0.74, 0.64, 1))
+        scene.add_material("chest_front", rgba=(0.52, 0.4, 0.29, 1))
+        scene.add_material("chest_inner", rgba=(0.68, 0.58, 0.46, 1))
+        scene.add_material("chest_handle", rgba=(0.15, 0.15, 0.17, 1))
+        scene.add_material("item", rgba=(0.1, 0.35, 0.9, 1))
         scene.add_body(_chest_xml(layout))
         scene.add_body(_item_xml(layout))
         for i, level in enumerate(DRAWER_LEVELS):

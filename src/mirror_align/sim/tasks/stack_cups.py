@@ -22,7 +22,7 @@ from mirror_align.sim.task import Task
 from mirror_align.sim.tasks.cups import (
     HEIGHT,
     NEST_STEP,
-    cup_material,
+    add_cup_material,
     cup_xml,
     rotate_z,
     tcp_local,
@@ -58,7 +58,7 @@ class StackCups(Task):
             target=target,
         )
         for c in colours:
-            scene.add_asset(cup_material(f"cup_{c}", rgba(c)))
+            add_cup_material(scene, f"cup_{c}", rgba(c))
             scene.add_body(cup_xml(f"cup_{c}", layout.cup_xy[c], layout.cup_yaw[c], handle=False))
             scene.add_graspable(f"cup_{c}", f"cup_{c}_grasp")
         return layout
