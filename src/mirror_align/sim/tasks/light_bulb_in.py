@@ -121,9 +121,21 @@ class LightBulbIn(Task):
         seated = socket + [0.0, 0.0, DROP]
         return [
             *pick(grasp, top_down(0.0)),
-            keyframe(rim + above_base + [0.0, 0.0, 0.08], top_down(0.0), False, False),
-            keyframe(rim + above_base, top_down(0.0), False, True),
+            keyframe(
+                rim + above_base + [0.0, 0.0, 0.08],
+                top_down(0.0),
+                gripper_open=False,
+                ignore_collisions=False,
+            ),
+            keyframe(rim + above_base, top_down(0.0), gripper_open=False, ignore_collisions=True),
             # screwing in: a quarter turn of the wrist on the way down, then let go
-            keyframe(seated + above_base, top_down(np.pi / 2), True, True),
-            keyframe(seated + above_base + [0.0, 0.0, 0.1], top_down(np.pi / 2), True, True),
+            keyframe(
+                seated + above_base, top_down(np.pi / 2), gripper_open=True, ignore_collisions=True
+            ),
+            keyframe(
+                seated + above_base + [0.0, 0.0, 0.1],
+                top_down(np.pi / 2),
+                gripper_open=True,
+                ignore_collisions=True,
+            ),
         ]

@@ -180,10 +180,10 @@ class MeatOffGrill(Task):
         )
         above_region = np.array([region[0], region[1], lifted[2]])
         return [
-            keyframe(lifted, rot, True, False),
-            keyframe(grasp, rot, False, True),
-            keyframe(lifted, rot, False, True),
-            keyframe(above_region, rot, False, True),
+            keyframe(lifted, rot, gripper_open=True, ignore_collisions=False),
+            keyframe(grasp, rot, gripper_open=False, ignore_collisions=True),
+            keyframe(lifted, rot, gripper_open=False, ignore_collisions=True),
+            keyframe(above_region, rot, gripper_open=False, ignore_collisions=True),
             # Success ends the episode at the release, so no retreat keyframe.
-            keyframe(release, rot, True, True),
+            keyframe(release, rot, gripper_open=True, ignore_collisions=True),
         ]

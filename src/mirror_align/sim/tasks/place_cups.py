@@ -139,11 +139,15 @@ class PlaceCups(Task):
             hang_rot = top_down(hang_yaw)
             up = np.array([0.0, 0.0, clear])
             keyframes += [
-                keyframe(grasp + [0.0, 0.0, 0.1], rot, True, False),
-                keyframe(grasp, rot, False, True),
-                keyframe(grasp + up + [0.0, 0.0, 0.03], rot, False, True),
-                keyframe(tcp_at + up, hang_rot, False, False),
-                keyframe(tcp_at, hang_rot, True, True),
-                keyframe(tcp_at + [0.0, 0.0, HEIGHT], hang_rot, True, True),
+                keyframe(grasp + [0.0, 0.0, 0.1], rot, gripper_open=True, ignore_collisions=False),
+                keyframe(grasp, rot, gripper_open=False, ignore_collisions=True),
+                keyframe(
+                    grasp + up + [0.0, 0.0, 0.03], rot, gripper_open=False, ignore_collisions=True
+                ),
+                keyframe(tcp_at + up, hang_rot, gripper_open=False, ignore_collisions=False),
+                keyframe(tcp_at, hang_rot, gripper_open=True, ignore_collisions=True),
+                keyframe(
+                    tcp_at + [0.0, 0.0, HEIGHT], hang_rot, gripper_open=True, ignore_collisions=True
+                ),
             ]
         return keyframes

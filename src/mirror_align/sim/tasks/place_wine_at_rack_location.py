@@ -131,10 +131,14 @@ class PlaceWineAtRackLocation(Task):
         slot = physics.site_pos(f"cradle_{layout.target}") + [0.0, 0.0, 0.004]
         up = np.array([0.0, 0.0, 0.15])
         return [
-            keyframe(bottle - STANDOFF * approach, grip_side, True, False),
-            keyframe(bottle, grip_side, False, True),
-            keyframe(bottle + [0.0, 0.0, 0.21], grip_side, False, True),
-            keyframe(slot + up, grip_down, False, False),
-            keyframe(slot, grip_down, True, True),
-            keyframe(slot + up, grip_down, True, True),
+            keyframe(
+                bottle - STANDOFF * approach, grip_side, gripper_open=True, ignore_collisions=False
+            ),
+            keyframe(bottle, grip_side, gripper_open=False, ignore_collisions=True),
+            keyframe(
+                bottle + [0.0, 0.0, 0.21], grip_side, gripper_open=False, ignore_collisions=True
+            ),
+            keyframe(slot + up, grip_down, gripper_open=False, ignore_collisions=False),
+            keyframe(slot, grip_down, gripper_open=True, ignore_collisions=True),
+            keyframe(slot + up, grip_down, gripper_open=True, ignore_collisions=True),
         ]

@@ -182,15 +182,24 @@ class PutItemInDrawer(Task):
         pick_yaw = place_yaw + (item_yaw - place_yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
         grasp = physics.body_pos("item") + [0.0, 0.0, GRIP_ABOVE_CENTRE]
         return [
-            keyframe(handle + STANDOFF * out, grip_handle, True, False),
-            keyframe(handle, grip_handle, False, True),
-            keyframe(handle + PULL * out, grip_handle, False, True),
-            keyframe(released, grip_handle, True, True),
-            keyframe(released + RETREAT * out, grip_handle, True, True),
+            keyframe(
+                handle + STANDOFF * out, grip_handle, gripper_open=True, ignore_collisions=False
+            ),
+            keyframe(handle, grip_handle, gripper_open=False, ignore_collisions=True),
+            keyframe(handle + PULL * out, grip_handle, gripper_open=False, ignore_collisions=True),
+            keyframe(released, grip_handle, gripper_open=True, ignore_collisions=True),
+            keyframe(
+                released + RETREAT * out, grip_handle, gripper_open=True, ignore_collisions=True
+            ),
             # the safe height leaves the open fingers too low to pass over the item: come from above
-            keyframe(grasp + [0.0, 0.0, ABOVE_ITEM], top_down(pick_yaw), True, False),
-            keyframe(grasp, top_down(pick_yaw), False, True),
+            keyframe(
+                grasp + [0.0, 0.0, ABOVE_ITEM],
+                top_down(pick_yaw),
+                gripper_open=True,
+                ignore_collisions=False,
+            ),
+            keyframe(grasp, top_down(pick_yaw), gripper_open=False, ignore_collisions=True),
             # carried item clears the chest at the safe height; the leg comes straight down, and
             # releasing it there ends the episode (success), so no retreat follows
-            keyframe(drop, top_down(place_yaw), True, False),
+            keyframe(drop, top_down(place_yaw), gripper_open=True, ignore_collisions=False),
         ]

@@ -145,10 +145,14 @@ class PutMoneyInSafe(Task):
         insert = safe + INSERT_X * out + [0.0, 0.0, height]
         before = safe + (HALF_DEPTH + STANDOFF) * out + [0.0, 0.0, height]
         return [
-            keyframe(grasp - STANDOFF * approach, grip_money, True, False),
-            keyframe(grasp, grip_money, False, True),
-            keyframe(grasp + [0.0, 0.0, 0.12], grip_money, False, True),
-            keyframe(before, grip_safe, False, False),
-            keyframe(insert, grip_safe, True, True),
-            keyframe(before, grip_safe, True, True),
+            keyframe(
+                grasp - STANDOFF * approach, grip_money, gripper_open=True, ignore_collisions=False
+            ),
+            keyframe(grasp, grip_money, gripper_open=False, ignore_collisions=True),
+            keyframe(
+                grasp + [0.0, 0.0, 0.12], grip_money, gripper_open=False, ignore_collisions=True
+            ),
+            keyframe(before, grip_safe, gripper_open=False, ignore_collisions=False),
+            keyframe(insert, grip_safe, gripper_open=True, ignore_collisions=True),
+            keyframe(before, grip_safe, gripper_open=True, ignore_collisions=True),
         ]

@@ -80,11 +80,15 @@ class StackCups(Task):
             nest = base + [0.0, 0.0, level * NEST_STEP + RELEASE_ABOVE_NEST]
             tcp_at = nest + rotate_z(tcp_local(), yaw)
             keyframes += [
-                keyframe(grasp + [0.0, 0.0, 0.1], rot, True, False),
-                keyframe(grasp, rot, False, True),
-                keyframe(grasp + [0.0, 0.0, 0.1], rot, False, True),
-                keyframe(tcp_at + [0.0, 0.0, HEIGHT], rot, False, False),
-                keyframe(tcp_at, rot, True, True),
-                keyframe(tcp_at + [0.0, 0.0, HEIGHT], rot, True, True),
+                keyframe(grasp + [0.0, 0.0, 0.1], rot, gripper_open=True, ignore_collisions=False),
+                keyframe(grasp, rot, gripper_open=False, ignore_collisions=True),
+                keyframe(grasp + [0.0, 0.0, 0.1], rot, gripper_open=False, ignore_collisions=True),
+                keyframe(
+                    tcp_at + [0.0, 0.0, HEIGHT], rot, gripper_open=False, ignore_collisions=False
+                ),
+                keyframe(tcp_at, rot, gripper_open=True, ignore_collisions=True),
+                keyframe(
+                    tcp_at + [0.0, 0.0, HEIGHT], rot, gripper_open=True, ignore_collisions=True
+                ),
             ]
         return keyframes
