@@ -32,6 +32,7 @@ FIXTURE = Path(__file__).parent / "golden" / "sim_scenes.json"
 SCENE_SEEDS = (0, 1)  # scene fingerprints at the first and last variation for each seed
 ROLLOUT_SEED = 11  # one expert rollout per task, at the middle variation
 IMAGE_SIZE = 24  # pixels; the scene's offscreen buffer is max(size, 64) either way
+UPDATE = "PYTHONPATH=$PWD/src .venv/bin/python tests/test_sim_golden.py --update"
 
 
 def model_digest(model: mujoco.MjModel) -> str:
@@ -113,7 +114,10 @@ def _golden() -> dict:
 def test_scenes_and_experts_match_golden(task: str) -> None:
     if not is_implemented(task):
         pytest.skip(f"{task} not implemented yet")
-    golden = _golden()[task]
+    tasks = _golden()
+    if task not in tasks:
+        pytest.fail(f"{task} has no golden fingerprint; write it: {UPDATE}")
+    golden = tasks[task]
     for seed, variation in _scene_cases(task):
         key = f"seed={seed} variation={variation}"
         assert scene_fingerprint(task, seed, variation) == golden["scenes"][key], key
