@@ -45,7 +45,7 @@ def handle_local() -> np.ndarray:
     return np.array([-HANDLE_X, 0.0, sum(HANDLE_Z) / 2])
 
 
-def cup_xml(name: str, xy: np.ndarray, yaw: float, handle: bool) -> str:
+def cup_xml(name: str, xy: np.ndarray, yaw: float, *, handle: bool) -> str:
     """A free cup body ``name`` standing at ``xy`` [2] with yaw ``yaw`` (rad); sites
     ``{name}_grasp``, ``{name}_inside`` (nested-cup region), and ``{name}_handle`` if ``handle``.
     Its material ``{name}_mat`` comes from :func:`add_cup_material`."""

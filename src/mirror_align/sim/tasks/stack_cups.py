@@ -48,7 +48,9 @@ class StackCups(Task):
 
     def build(self, scene: Scene, rng: np.random.Generator, variation: int) -> StackCupsLayout:
         target = COLOR_NAMES[variation]
-        others = [str(c) for c in rng.choice([c for c in COLOR_NAMES if c != target], 2, False)]
+        others = [
+            str(c) for c in rng.choice([c for c in COLOR_NAMES if c != target], 2, replace=False)
+        ]
         colours = [target, *others]
         xy = sample_positions(rng, 3, low=(-0.25, -0.3), high=(0.25, 0.3), min_distance=0.16)
         layout = StackCupsLayout(
