@@ -58,12 +58,12 @@ def test_depth_back_projects_onto_table_and_object(env) -> None:
 def test_unreachable_and_invalid_keyframes_fail_without_raising(env) -> None:
     env.reset(seed=0, options={"variation": 1})
     _, reward, terminated, truncated, info = env.step(
-        keyframe([0.9, 0.0, 0.2], top_down(), True, False)
+        keyframe([0.9, 0.0, 0.2], top_down(), gripper_open=True, ignore_collisions=False)
     )
     assert terminated and not truncated and not info["success"] and reward == 0.0
     assert info["failure_reason"].startswith("unreachable")
     env.reset(seed=0, options={"variation": 1})
-    bad = keyframe([0.0, 0.0, 0.2], top_down(), True, False)
+    bad = keyframe([0.0, 0.0, 0.2], top_down(), gripper_open=True, ignore_collisions=False)
     bad["rotation"] = np.zeros(4, np.float32)
     _, _, terminated, _, info = env.step(bad)
     assert terminated and info["failure_reason"].startswith("invalid")
@@ -74,10 +74,12 @@ def test_unreachable_and_invalid_keyframes_fail_without_raising(env) -> None:
 
 def test_blocked_motion_stalls_early(env) -> None:
     env.reset(seed=0, options={"variation": 0})
-    env.step(keyframe([-0.3, 0.3, 0.1], top_down(), False, False))
+    env.step(keyframe([-0.3, 0.3, 0.1], top_down(), gripper_open=False, ignore_collisions=False))
     t0 = env.physics.time
     # Pressing the closed fingertips 5 cm into... the table top (z = 0 is the TCP, tips below).
-    _, _, _, _, info = env.step(keyframe([-0.3, 0.3, 0.0], top_down(), False, True))
+    _, _, _, _, info = env.step(
+        keyframe([-0.3, 0.3, 0.0], top_down(), gripper_open=False, ignore_collisions=True)
+    )
     assert info["stalled"]
     assert env.gripper.pose()[0][2] > 0.015  # the fingertips rest on the table
     assert env.physics.time - t0 < 0.6

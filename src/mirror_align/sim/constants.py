@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-# Scene bounds used by policies and action discretisation: rows x, y, z; columns low, high.
-WORKSPACE_BOUNDS = np.array([[-0.45, 0.45], [-0.45, 0.45], [0.0, 0.6]], dtype=np.float32)
+from mirror_align import constants as shared
 
-# Camera order of every observation and batch.
-CAMERAS: tuple[str, ...] = ("front", "left_shoulder", "right_shoulder", "wrist")
+# Camera order of every observation and batch (one home: mirror_align.constants).
+CAMERAS: tuple[str, ...] = shared.CAMERAS
+
+# The workspace (one home: mirror_align.constants.WORKSPACE_BOUNDS, lower corner then upper
+# corner) in the layout the simulator indexes: float32 [3, 2], rows x, y, z; columns low, high.
+WORKSPACE_BOUNDS: np.ndarray = np.ascontiguousarray(
+    np.asarray(shared.WORKSPACE_BOUNDS, dtype=np.float32).reshape(2, 3).T
+)
 
 MAX_KEYFRAMES = 25  # keyframe steps per episode before truncation
 PHYSICS_TIMESTEP = 0.004  # seconds per mj_step

@@ -13,9 +13,13 @@ from mirror_align.sim.transforms import mat_to_quat
 
 
 def keyframe(
-    position: np.ndarray, rotation: np.ndarray, gripper_open: bool, ignore_collisions: bool
+    position: np.ndarray, rotation: np.ndarray, *, gripper_open: bool, ignore_collisions: bool
 ) -> dict:
-    """One action: position float32 [3] m, rotation float32 [4] xyzw, flags as int 0/1."""
+    """One action: position float32 [3] m (the TCP), rotation float32 [4] xyzw, flags as int 0/1.
+
+    The flags are keyword-only so every call reads what it does: ``gripper_open`` is the finger
+    state once the pose is reached (closing attaches a graspable, opening releases it);
+    ``ignore_collisions=False`` lets the planner route over obstacles (docs/adding_a_task.md)."""
     return {
         "position": np.asarray(position, dtype=np.float32).reshape(3),
         "rotation": np.asarray(rotation, dtype=np.float32).reshape(4),
@@ -49,9 +53,9 @@ def pick(position: np.ndarray, rotation: np.ndarray, approach_height: float = 0.
     """Approach above, descend and close (attach-on-grasp), lift straight up."""
     above = np.asarray(position, dtype=np.float64) + [0.0, 0.0, approach_height]
     return [
-        keyframe(above, rotation, True, False),
-        keyframe(position, rotation, False, True),
-        keyframe(above, rotation, False, True),
+        keyframe(above, rotation, gripper_open=True, ignore_collisions=False),
+        keyframe(position, rotation, gripper_open=False, ignore_collisions=True),
+        keyframe(above, rotation, gripper_open=False, ignore_collisions=True),
     ]
 
 
@@ -59,9 +63,9 @@ def place(position: np.ndarray, rotation: np.ndarray, approach_height: float = 0
     """Carry above ``position``, descend, open (release), retreat straight up."""
     above = np.asarray(position, dtype=np.float64) + [0.0, 0.0, approach_height]
     return [
-        keyframe(above, rotation, False, False),
-        keyframe(position, rotation, True, True),
-        keyframe(above, rotation, True, True),
+        keyframe(above, rotation, gripper_open=False, ignore_collisions=False),
+        keyframe(position, rotation, gripper_open=True, ignore_collisions=True),
+        keyframe(above, rotation, gripper_open=True, ignore_collisions=True),
     ]
 
 
@@ -77,7 +81,7 @@ def press(top: np.ndarray, depth: float, rotation: np.ndarray | None = None) -> 
     contact = tcp_for_tip(top)
     above = contact + [0.0, 0.0, 0.06]
     return [
-        keyframe(above, rot, False, False),
-        keyframe(contact - [0.0, 0.0, depth], rot, False, True),
-        keyframe(above, rot, False, True),
+        keyframe(above, rot, gripper_open=False, ignore_collisions=False),
+        keyframe(contact - [0.0, 0.0, depth], rot, gripper_open=False, ignore_collisions=True),
+        keyframe(above, rot, gripper_open=False, ignore_collisions=True),
     ]

@@ -1,7 +1,9 @@
 """Task names, the instruction table, and lookup of implemented tasks.
 
 To add a task: write ``sim/tasks/<task>.py`` with a :class:`~mirror_align.sim.task.Task`
-subclass and add one line to ``IMPLEMENTATIONS`` below.
+subclass and add one line to ``IMPLEMENTATIONS`` below. A task's name lives in
+``sim/instructions.py`` (``TASK_SPECS``) and is repeated as its module's file name, the registry key,
+the class's ``name`` and in ``report/paper_numbers.py``; tests/test_sim_names.py ties them together.
 """
 
 from __future__ import annotations
@@ -13,27 +15,28 @@ from mirror_align.errors import UserInputError
 from mirror_align.sim.instructions import TASK_SPECS
 
 TASK_NAMES: list[str] = [s.name for s in TASK_SPECS]
+TASKS_PACKAGE = "mirror_align.sim.tasks"  # task ``t`` is implemented in module TASKS_PACKAGE.t
 
-# task name -> "module:Class" of its implementation (one line per implemented task)
+# task name -> its Task subclass, defined in mirror_align.sim.tasks.<task name>
 IMPLEMENTATIONS: dict[str, str] = {
-    "open_drawer": "mirror_align.sim.tasks.open_drawer:OpenDrawer",
-    "put_item_in_drawer": "mirror_align.sim.tasks.put_item_in_drawer:PutItemInDrawer",
-    "push_buttons": "mirror_align.sim.tasks.push_buttons:PushButtons",
-    "slide_block_to_color_target": "mirror_align.sim.tasks.slide_block_to_color_target:SlideBlockToColorTarget",
-    "sweep_to_dustpan_of_size": "mirror_align.sim.tasks.sweep_to_dustpan_of_size:SweepToDustpanOfSize",
-    "turn_tap": "mirror_align.sim.tasks.turn_tap:TurnTap",
-    "put_money_in_safe": "mirror_align.sim.tasks.put_money_in_safe:PutMoneyInSafe",
-    "place_wine_at_rack_location": "mirror_align.sim.tasks.place_wine_at_rack_location:PlaceWineAtRackLocation",
-    "reach_and_drag": "mirror_align.sim.tasks.reach_and_drag:ReachAndDrag",
-    "light_bulb_in": "mirror_align.sim.tasks.light_bulb_in:LightBulbIn",
-    "stack_blocks": "mirror_align.sim.tasks.stack_blocks:StackBlocks",
-    "insert_onto_square_peg": "mirror_align.sim.tasks.insert_onto_square_peg:InsertOntoSquarePeg",
-    "place_shape_in_shape_sorter": "mirror_align.sim.tasks.place_shape_in_shape_sorter:PlaceShapeInShapeSorter",
-    "put_groceries_in_cupboard": "mirror_align.sim.tasks.put_groceries_in_cupboard:PutGroceriesInCupboard",
-    "place_cups": "mirror_align.sim.tasks.place_cups:PlaceCups",
-    "stack_cups": "mirror_align.sim.tasks.stack_cups:StackCups",
-    "close_jar": "mirror_align.sim.tasks.close_jar:CloseJar",
-    "meat_off_grill": "mirror_align.sim.tasks.meat_off_grill:MeatOffGrill",
+    "open_drawer": "OpenDrawer",
+    "put_item_in_drawer": "PutItemInDrawer",
+    "push_buttons": "PushButtons",
+    "slide_block_to_color_target": "SlideBlockToColorTarget",
+    "sweep_to_dustpan_of_size": "SweepToDustpanOfSize",
+    "turn_tap": "TurnTap",
+    "put_money_in_safe": "PutMoneyInSafe",
+    "place_wine_at_rack_location": "PlaceWineAtRackLocation",
+    "reach_and_drag": "ReachAndDrag",
+    "light_bulb_in": "LightBulbIn",
+    "stack_blocks": "StackBlocks",
+    "insert_onto_square_peg": "InsertOntoSquarePeg",
+    "place_shape_in_shape_sorter": "PlaceShapeInShapeSorter",
+    "put_groceries_in_cupboard": "PutGroceriesInCupboard",
+    "place_cups": "PlaceCups",
+    "stack_cups": "StackCups",
+    "close_jar": "CloseJar",
+    "meat_off_grill": "MeatOffGrill",
 }
 
 
@@ -54,8 +57,11 @@ def get_task(name: str):
         raise UserInputError(
             f"task {name!r} is not implemented yet; implemented: {', '.join(implemented_tasks())}"
         )
-    module, cls = IMPLEMENTATIONS[name].split(":")
-    return getattr(importlib.import_module(module), cls)()
+    module = importlib.import_module(f"{TASKS_PACKAGE}.{name}")
+    task = getattr(module, IMPLEMENTATIONS[name])()
+    if task.name != name:  # a copied task file that kept its template's name
+        raise RuntimeError(f"{module.__name__}.{IMPLEMENTATIONS[name]}.name is {task.name!r}")
+    return task
 
 
 def make_env(task: str, image_size: int = 128, **kwargs):

@@ -7,6 +7,7 @@ seeded ``numpy.random.Generator`` (see :func:`sample_positions`), so a seed repr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,7 +43,21 @@ class Scene:
         self.bodies.append(xml)
 
     def add_asset(self, xml: str) -> None:
+        """Add an ``<asset>`` child written as MJCF (a mesh, a texture); materials: :meth:`add_material`."""
         self.assets.append(xml)
+
+    def add_material(self, name: str, rgba: str | Sequence[float], specular: float = 0.0) -> None:
+        """Add a flat material: ``rgba`` as 4 numbers in [0, 1] or as MJCF text (what
+        :func:`~mirror_align.sim.colors.rgba` returns), ``specular`` in [0, 1].
+
+        Raises ValueError unless ``rgba`` holds 4 numbers."""
+        values = rgba.split() if isinstance(rgba, str) else list(rgba)
+        if len(values) != 4:
+            raise ValueError(f"material {name!r}: rgba needs 4 numbers, got {rgba!r}")
+        text = " ".join(mjcf_number(float(v)) for v in values)
+        self.assets.append(
+            f'<material name="{name}" rgba="{text}" specular="{mjcf_number(specular)}"/>'
+        )
 
     def add_equality(self, xml: str) -> None:
         self.equalities.append(xml)
@@ -107,6 +122,12 @@ class Scene:
   </contact>
 </mujoco>
 """
+
+
+def mjcf_number(value: float) -> str:
+    """The shortest MJCF text that reads back as exactly ``value`` ("1", "0.78", "0.118")."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
 
 
 def _timestep() -> float:

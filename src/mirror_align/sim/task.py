@@ -19,7 +19,8 @@ from mirror_align.sim.scene import Scene
 
 
 class Task:
-    """Subclass and set ``name`` (one of ``TASK_NAMES``); implement the three methods."""
+    """Subclass in ``sim/tasks/<name>.py``, set ``name`` (one of ``TASK_NAMES``, the same as the
+    module's file name; tests/test_sim_names.py checks it) and implement the three methods."""
 
     name: ClassVar[str]
 

@@ -89,7 +89,7 @@ class CloseJar(Task):
         layout = CloseJarLayout(
             jar_xy=dict(zip(colours, (jar_a, jar_b), strict=True)), lid_xy=lid, target=target
         )
-        scene.add_asset(f'<material name="lid" rgba="{LID_RGBA}" specular="0.2"/>')
+        scene.add_material("lid", rgba=LID_RGBA, specular=0.2)
         for c, xy in layout.jar_xy.items():
             scene.add_body(_jar_xml(c, xy))
         scene.add_body(_lid_xml(lid))
@@ -110,9 +110,24 @@ class CloseJar(Task):
         seated = np.array([jar[0], jar[1], MOUTH_Z + DROP])
         return [
             *pick(lid + tcp_above_origin, rot),
-            keyframe(rim + tcp_above_origin + [0.0, 0.0, 0.08], rot, False, False),
-            keyframe(rim + tcp_above_origin, rot, False, True),
+            keyframe(
+                rim + tcp_above_origin + [0.0, 0.0, 0.08],
+                rot,
+                gripper_open=False,
+                ignore_collisions=False,
+            ),
+            keyframe(rim + tcp_above_origin, rot, gripper_open=False, ignore_collisions=True),
             # seat the lid with a quarter turn of the wrist (screwing gesture), then let go
-            keyframe(seated + tcp_above_origin, top_down(np.pi / 2), True, True),
-            keyframe(seated + tcp_above_origin + [0.0, 0.0, 0.1], top_down(np.pi / 2), True, True),
+            keyframe(
+                seated + tcp_above_origin,
+                top_down(np.pi / 2),
+                gripper_open=True,
+                ignore_collisions=True,
+            ),
+            keyframe(
+                seated + tcp_above_origin + [0.0, 0.0, 0.1],
+                top_down(np.pi / 2),
+                gripper_open=True,
+                ignore_collisions=True,
+            ),
         ]

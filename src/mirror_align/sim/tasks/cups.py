@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mirror_align.sim.scene import Scene
+
 N_STAVES = 12
 HEIGHT, R_BOTTOM, R_TOP, THICK = 0.07, 0.026, 0.036, 0.004  # metres
 FLOOR = 0.006  # bottom disk thickness
@@ -43,10 +45,10 @@ def handle_local() -> np.ndarray:
     return np.array([-HANDLE_X, 0.0, sum(HANDLE_Z) / 2])
 
 
-def cup_xml(name: str, xy: np.ndarray, yaw: float, handle: bool) -> str:
+def cup_xml(name: str, xy: np.ndarray, yaw: float, *, handle: bool) -> str:
     """A free cup body ``name`` standing at ``xy`` [2] with yaw ``yaw`` (rad); sites
     ``{name}_grasp``, ``{name}_inside`` (nested-cup region), and ``{name}_handle`` if ``handle``.
-    Its material ``{name}_mat`` comes from :func:`cup_material`."""
+    Its material ``{name}_mat`` comes from :func:`add_cup_material`."""
     phi = np.arctan(TAPER)
     slant = HEIGHT / np.cos(phi)
     r_mid = outer_radius(HEIGHT / 2) - THICK / 2
@@ -94,8 +96,9 @@ def cup_xml(name: str, xy: np.ndarray, yaw: float, handle: bool) -> str:
     </body>"""
 
 
-def cup_material(name: str, rgba: str) -> str:
-    return f'<material name="{name}_mat" rgba="{rgba}" specular="0"/>'
+def add_cup_material(scene: Scene, name: str, rgba: str) -> None:
+    """The material ``{name}_mat`` that :func:`cup_xml` draws cup ``name`` with."""
+    scene.add_material(f"{name}_mat", rgba=rgba)
 
 
 def rotate_z(v: np.ndarray, yaw: float) -> np.ndarray:

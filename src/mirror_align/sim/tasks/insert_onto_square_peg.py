@@ -102,7 +102,7 @@ class InsertOntoSquarePeg(Task):
             ring_yaw=float(rng.uniform(-np.pi / 2, np.pi / 2)),
             target=target,
         )
-        scene.add_asset('<material name="ring" rgba="0.86 0.78 0.6 1" specular="0"/>')
+        scene.add_material("ring", rgba=(0.86, 0.78, 0.6, 1))
         scene.add_body(_base_xml(layout))
         scene.add_body(_ring_xml(layout))
         scene.add_graspable("ring", "ring_grasp")

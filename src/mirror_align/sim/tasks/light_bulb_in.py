@@ -97,10 +97,10 @@ class LightBulbIn(Task):
         layout = BulbLayout(
             lamp_xy=lamp, bulbs=dict(zip(colours, holders, strict=True)), target=colour
         )
-        scene.add_asset('<material name="lamp" rgba="0.2 0.2 0.22 1" specular="0.2"/>')
-        scene.add_asset('<material name="lamp_socket" rgba="0.7 0.66 0.55 1" specular="0.2"/>')
-        scene.add_asset('<material name="bulb_glass" rgba="0.97 0.96 0.88 1" specular="0.4"/>')
-        scene.add_asset('<material name="bulb_neck" rgba="0.8 0.8 0.82 1" specular="0.3"/>')
+        scene.add_material("lamp", rgba=(0.2, 0.2, 0.22, 1), specular=0.2)
+        scene.add_material("lamp_socket", rgba=(0.7, 0.66, 0.55, 1), specular=0.2)
+        scene.add_material("bulb_glass", rgba=(0.97, 0.96, 0.88, 1), specular=0.4)
+        scene.add_material("bulb_neck", rgba=(0.8, 0.8, 0.82, 1), specular=0.3)
         scene.add_body(_lamp_xml(lamp))
         for c, xy in layout.bulbs.items():
             scene.add_body(_bulb_xml(c, xy))
@@ -121,9 +121,21 @@ class LightBulbIn(Task):
         seated = socket + [0.0, 0.0, DROP]
         return [
             *pick(grasp, top_down(0.0)),
-            keyframe(rim + above_base + [0.0, 0.0, 0.08], top_down(0.0), False, False),
-            keyframe(rim + above_base, top_down(0.0), False, True),
+            keyframe(
+                rim + above_base + [0.0, 0.0, 0.08],
+                top_down(0.0),
+                gripper_open=False,
+                ignore_collisions=False,
+            ),
+            keyframe(rim + above_base, top_down(0.0), gripper_open=False, ignore_collisions=True),
             # screwing in: a quarter turn of the wrist on the way down, then let go
-            keyframe(seated + above_base, top_down(np.pi / 2), True, True),
-            keyframe(seated + above_base + [0.0, 0.0, 0.1], top_down(np.pi / 2), True, True),
+            keyframe(
+                seated + above_base, top_down(np.pi / 2), gripper_open=True, ignore_collisions=True
+            ),
+            keyframe(
+                seated + above_base + [0.0, 0.0, 0.1],
+                top_down(np.pi / 2),
+                gripper_open=True,
+                ignore_collisions=True,
+            ),
         ]

@@ -148,13 +148,13 @@ class MeatOffGrill(Task):
             meat_yaw={m: grill_yaw + float(rng.uniform(-0.5, 0.5)) for m in MEATS},
             target=MEATS[variation],
         )
-        scene.add_asset('<material name="grill" rgba="0.12 0.12 0.13 1" specular="0"/>')
-        scene.add_asset('<material name="grate" rgba="0.55 0.55 0.57 1" specular="0"/>')
-        scene.add_asset('<material name="embers" rgba="0.32 0.2 0.17 1" specular="0"/>')
-        scene.add_asset('<material name="chicken" rgba="0.93 0.74 0.42 1" specular="0"/>')
-        scene.add_asset('<material name="bone" rgba="0.96 0.94 0.86 1" specular="0"/>')
-        scene.add_asset('<material name="steak" rgba="0.62 0.08 0.08 1" specular="0"/>')
-        scene.add_asset('<material name="fat" rgba="0.95 0.88 0.82 1" specular="0"/>')
+        scene.add_material("grill", rgba=(0.12, 0.12, 0.13, 1))
+        scene.add_material("grate", rgba=(0.55, 0.55, 0.57, 1))
+        scene.add_material("embers", rgba=(0.32, 0.2, 0.17, 1))
+        scene.add_material("chicken", rgba=(0.93, 0.74, 0.42, 1))
+        scene.add_material("bone", rgba=(0.96, 0.94, 0.86, 1))
+        scene.add_material("steak", rgba=(0.62, 0.08, 0.08, 1))
+        scene.add_material("fat", rgba=(0.95, 0.88, 0.82, 1))
         scene.add_body(_grill_xml(layout))
         for meat in MEATS:
             scene.add_body(_meat_xml(layout, meat))
@@ -180,10 +180,10 @@ class MeatOffGrill(Task):
         )
         above_region = np.array([region[0], region[1], lifted[2]])
         return [
-            keyframe(lifted, rot, True, False),
-            keyframe(grasp, rot, False, True),
-            keyframe(lifted, rot, False, True),
-            keyframe(above_region, rot, False, True),
+            keyframe(lifted, rot, gripper_open=True, ignore_collisions=False),
+            keyframe(grasp, rot, gripper_open=False, ignore_collisions=True),
+            keyframe(lifted, rot, gripper_open=False, ignore_collisions=True),
+            keyframe(above_region, rot, gripper_open=False, ignore_collisions=True),
             # Success ends the episode at the release, so no retreat keyframe.
-            keyframe(release, rot, True, True),
+            keyframe(release, rot, gripper_open=True, ignore_collisions=True),
         ]

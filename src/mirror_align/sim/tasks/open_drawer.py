@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mirror_align.sim.assets import HALF_WIDTH, Box, ChestStyle, add_chest
 from mirror_align.sim.conditions import Condition, JointAbove
 from mirror_align.sim.gripper import Gripper
 from mirror_align.sim.instructions import DRAWER_LEVELS
@@ -14,12 +15,26 @@ from mirror_align.sim.physics import Physics
 from mirror_align.sim.scene import Scene
 from mirror_align.sim.task import Task
 
-HALF_DEPTH, HALF_WIDTH, HEIGHT = 0.11, 0.13, 0.33  # cabinet, metres (local x = drawer pull axis)
-DRAWER_Z = {"bottom": 0.065, "middle": 0.165, "top": 0.265}  # drawer centre heights
-HANDLE_X = HALF_DEPTH + 0.045  # handle bar centre in front of the cabinet centre
-SLIDE_RANGE = 0.2
-OPEN_THRESHOLD = 0.15
+OPEN_THRESHOLD = 0.15  # m of slide that counts as open
 PULL = 0.21  # expert pulls a little beyond the limit; the planner stops at the stall
+STANDOFF = 0.12  # m in front of the handle before grasping it
+
+# An open tray behind each front (floor and two sides, set masses: a light drawer).
+CABINET = ChestStyle(
+    body="cabinet",
+    materials={
+        "carcass": ("cabinet", (0.78, 0.72, 0.62, 1)),
+        "front": ("drawer_front", (0.55, 0.42, 0.3, 1)),
+        "inner": ("drawer_inner", (0.7, 0.6, 0.48, 1)),
+        "handle": ("handle", (0.15, 0.15, 0.17, 1)),
+    },
+    tray=(
+        Box((-0.01, 0, -0.038), (0.1, HALF_WIDTH - 0.02, 0.005), mass=0.1),
+        Box((-0.01, HALF_WIDTH - 0.025, -0.005), (0.1, 0.005, 0.035), mass=0.05),
+        Box((-0.01, -(HALF_WIDTH - 0.025), -0.005), (0.1, 0.005, 0.035), mass=0.05),
+    ),
+    hardware_mass=(0.2, 0.01, 0.02),
+)
 
 
 @dataclass
@@ -33,39 +48,6 @@ class DrawerLayout:
         return np.array([np.cos(self.yaw), np.sin(self.yaw), 0.0])
 
 
-def _drawer_xml(level: str) -> str:
-    z = DRAWER_Z[level]
-    return f"""      <body name="drawer_{level}" pos="0 0 {z}">
-        <joint name="drawer_{level}" type="slide" axis="1 0 0" range="0 {SLIDE_RANGE}" damping="2" frictionloss="0.2"/>
-        <geom type="box" pos="{HALF_DEPTH - 0.01} 0 0" size="0.01 {HALF_WIDTH - 0.012} 0.045" material="drawer_front" mass="0.2"/>
-        <geom type="box" pos="-0.01 0 -0.038" size="0.1 {HALF_WIDTH - 0.02} 0.005" material="drawer_inner" mass="0.1"/>
-        <geom type="box" pos="-0.01 {HALF_WIDTH - 0.025} -0.005" size="0.1 0.005 0.035" material="drawer_inner" mass="0.05"/>
-        <geom type="box" pos="-0.01 -{HALF_WIDTH - 0.025} -0.005" size="0.1 0.005 0.035" material="drawer_inner" mass="0.05"/>
-        <geom type="box" pos="{HALF_DEPTH + 0.0175} 0.05 0" size="0.0175 0.006 0.006" material="handle" mass="0.01"/>
-        <geom type="box" pos="{HALF_DEPTH + 0.0175} -0.05 0" size="0.0175 0.006 0.006" material="handle" mass="0.01"/>
-        <geom type="box" pos="{HANDLE_X} 0 0" size="0.008 0.065 0.008" material="handle" mass="0.02"/>
-        <site name="handle_{level}" pos="{HANDLE_X} 0 0"/>
-      </body>"""
-
-
-def _cabinet_xml(layout: DrawerLayout) -> str:
-    x, y = layout.cabinet_xy
-    wall = 0.02
-    dividers = "\n".join(
-        f'      <geom type="box" pos="0 0 {z}" size="{HALF_DEPTH} {HALF_WIDTH} 0.006" material="cabinet"/>'
-        for z in (0.115, 0.215)
-    )
-    return f"""    <body name="cabinet" pos="{x} {y} 0" euler="0 0 {layout.yaw}">
-      <geom type="box" pos="0 0 {wall / 2}" size="{HALF_DEPTH} {HALF_WIDTH} {wall / 2}" material="cabinet"/>
-      <geom type="box" pos="0 0 {HEIGHT - wall / 2}" size="{HALF_DEPTH} {HALF_WIDTH} {wall / 2}" material="cabinet"/>
-      <geom type="box" pos="0 {HALF_WIDTH - wall / 2} {HEIGHT / 2}" size="{HALF_DEPTH} {wall / 2} {HEIGHT / 2}" material="cabinet"/>
-      <geom type="box" pos="0 -{HALF_WIDTH - wall / 2} {HEIGHT / 2}" size="{HALF_DEPTH} {wall / 2} {HEIGHT / 2}" material="cabinet"/>
-      <geom type="box" pos="-{HALF_DEPTH - wall / 2} 0 {HEIGHT / 2}" size="{wall / 2} {HALF_WIDTH} {HEIGHT / 2}" material="cabinet"/>
-{dividers}
-{chr(10).join(_drawer_xml(level) for level in DRAWER_LEVELS)}
-    </body>"""
-
-
 class OpenDrawer(Task):
     name = "open_drawer"
 
@@ -75,16 +57,7 @@ class OpenDrawer(Task):
             yaw=float(rng.uniform(-0.45, 0.45)),
             target=DRAWER_LEVELS[variation],
         )
-        scene.add_asset('<material name="cabinet" rgba="0.78 0.72 0.62 1" specular="0"/>')
-        scene.add_asset('<material name="drawer_front" rgba="0.55 0.42 0.3 1" specular="0"/>')
-        scene.add_asset('<material name="drawer_inner" rgba="0.7 0.6 0.48 1" specular="0"/>')
-        scene.add_asset('<material name="handle" rgba="0.15 0.15 0.17 1" specular="0"/>')
-        scene.add_body(_cabinet_xml(layout))
-        for i, level in enumerate(DRAWER_LEVELS):
-            scene.exclude_contact("cabinet", f"drawer_{level}")
-            scene.add_graspable(f"drawer_{level}", f"handle_{level}")
-            for other in DRAWER_LEVELS[i + 1 :]:
-                scene.exclude_contact(f"drawer_{level}", f"drawer_{other}")
+        add_chest(scene, CABINET, layout.cabinet_xy, layout.yaw)
         return layout
 
     def success_conditions(
@@ -97,7 +70,7 @@ class OpenDrawer(Task):
         out = layout.pull_direction
         grip = facing(-out, finger_axis=(0.0, 0.0, 1.0))
         return [
-            keyframe(handle + 0.12 * out, grip, gripper_open=True, ignore_collisions=False),
+            keyframe(handle + STANDOFF * out, grip, gripper_open=True, ignore_collisions=False),
             keyframe(handle, grip, gripper_open=False, ignore_collisions=True),
             keyframe(handle + PULL * out, grip, gripper_open=False, ignore_collisions=True),
         ]

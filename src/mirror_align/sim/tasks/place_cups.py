@@ -22,7 +22,7 @@ from mirror_align.sim.task import Task
 from mirror_align.sim.tasks.cups import (
     HANDLE_Z,
     HEIGHT,
-    cup_material,
+    add_cup_material,
     cup_xml,
     handle_local,
     rotate_z,
@@ -104,10 +104,10 @@ class PlaceCups(Task):
             cup_yaw=[float(rng.uniform(-np.pi, np.pi)) for _ in range(N_CUPS)],
             count=variation + 1,
         )
-        scene.add_asset('<material name="holder" rgba="0.45 0.3 0.18 1" specular="0"/>')
+        scene.add_material("holder", rgba=(0.45, 0.3, 0.18, 1))
         scene.add_body(_holder_xml(layout))
         for k in range(N_CUPS):
-            scene.add_asset(cup_material(f"cup{k}", CUP_RGBA))
+            add_cup_material(scene, f"cup{k}", CUP_RGBA)
             scene.add_body(cup_xml(f"cup{k}", layout.cup_xy[k], layout.cup_yaw[k], handle=True))
             scene.add_graspable(f"cup{k}", f"cup{k}_grasp")
         return layout
@@ -139,11 +139,15 @@ class PlaceCups(Task):
             hang_rot = top_down(hang_yaw)
             up = np.array([0.0, 0.0, clear])
             keyframes += [
-                keyframe(grasp + [0.0, 0.0, 0.1], rot, True, False),
-                keyframe(grasp, rot, False, True),
-                keyframe(grasp + up + [0.0, 0.0, 0.03], rot, False, True),
-                keyframe(tcp_at + up, hang_rot, False, False),
-                keyframe(tcp_at, hang_rot, True, True),
-                keyframe(tcp_at + [0.0, 0.0, HEIGHT], hang_rot, True, True),
+                keyframe(grasp + [0.0, 0.0, 0.1], rot, gripper_open=True, ignore_collisions=False),
+                keyframe(grasp, rot, gripper_open=False, ignore_collisions=True),
+                keyframe(
+                    grasp + up + [0.0, 0.0, 0.03], rot, gripper_open=False, ignore_collisions=True
+                ),
+                keyframe(tcp_at + up, hang_rot, gripper_open=False, ignore_collisions=False),
+                keyframe(tcp_at, hang_rot, gripper_open=True, ignore_collisions=True),
+                keyframe(
+                    tcp_at + [0.0, 0.0, HEIGHT], hang_rot, gripper_open=True, ignore_collisions=True
+                ),
             ]
         return keyframes

@@ -175,7 +175,7 @@ class PlaceShapeInShapeSorter(Task):
             colours={s: str(c) for s, c in zip(SHAPE_NAMES, colours, strict=True)},
             target=SHAPE_NAMES[variation],
         )
-        scene.add_asset('<material name="sorter" rgba="0.8 0.82 0.86 1" specular="0"/>')
+        scene.add_material("sorter", rgba=(0.8, 0.82, 0.86, 1))
         scene.add_asset(_prism_mesh("prism_obj", SHAPE_R, SHAPE_HALF_H))
         scene.add_asset(_prism_mesh("prism_icon", SHAPE_R * ICON_SCALE, 0.001))
         scene.add_body(_sorter_xml(layout))

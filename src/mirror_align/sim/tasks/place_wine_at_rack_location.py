@@ -106,11 +106,11 @@ class PlaceWineAtRackLocation(Task):
             approach_yaw=float(np.pi + rng.uniform(-0.5, 0.5)),
             target=list(RACK_SLOTS)[variation],
         )
-        scene.add_asset('<material name="rack" rgba="0.5 0.32 0.18 1" specular="0"/>')
-        scene.add_asset('<material name="rack_rail" rgba="0.3 0.18 0.1 1" specular="0"/>')
-        scene.add_asset('<material name="glass" rgba="0.08 0.3 0.12 1" specular="0.3"/>')
-        scene.add_asset('<material name="label" rgba="0.93 0.9 0.8 1" specular="0"/>')
-        scene.add_asset('<material name="foil" rgba="0.55 0.05 0.1 1" specular="0"/>')
+        scene.add_material("rack", rgba=(0.5, 0.32, 0.18, 1))
+        scene.add_material("rack_rail", rgba=(0.3, 0.18, 0.1, 1))
+        scene.add_material("glass", rgba=(0.08, 0.3, 0.12, 1), specular=0.3)
+        scene.add_material("label", rgba=(0.93, 0.9, 0.8, 1))
+        scene.add_material("foil", rgba=(0.55, 0.05, 0.1, 1))
         scene.add_body(_rack_xml(layout))
         scene.add_body(_bottle_xml(layout))
         scene.add_graspable("bottle", "bottle_centre")
@@ -131,10 +131,14 @@ class PlaceWineAtRackLocation(Task):
         slot = physics.site_pos(f"cradle_{layout.target}") + [0.0, 0.0, 0.004]
         up = np.array([0.0, 0.0, 0.15])
         return [
-            keyframe(bottle - STANDOFF * approach, grip_side, True, False),
-            keyframe(bottle, grip_side, False, True),
-            keyframe(bottle + [0.0, 0.0, 0.21], grip_side, False, True),
-            keyframe(slot + up, grip_down, False, False),
-            keyframe(slot, grip_down, True, True),
-            keyframe(slot + up, grip_down, True, True),
+            keyframe(
+                bottle - STANDOFF * approach, grip_side, gripper_open=True, ignore_collisions=False
+            ),
+            keyframe(bottle, grip_side, gripper_open=False, ignore_collisions=True),
+            keyframe(
+                bottle + [0.0, 0.0, 0.21], grip_side, gripper_open=False, ignore_collisions=True
+            ),
+            keyframe(slot + up, grip_down, gripper_open=False, ignore_collisions=False),
+            keyframe(slot, grip_down, gripper_open=True, ignore_collisions=True),
+            keyframe(slot + up, grip_down, gripper_open=True, ignore_collisions=True),
         ]

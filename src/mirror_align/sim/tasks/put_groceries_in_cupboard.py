@@ -157,7 +157,7 @@ class PutGroceriesInCupboard(Task):
             item_yaw={g: float(rng.uniform(-np.pi, np.pi)) for g in GROCERY_NAMES},
             target=GROCERY_NAMES[variation],
         )
-        scene.add_asset('<material name="cupboard" rgba="0.93 0.9 0.82 1" specular="0"/>')
+        scene.add_material("cupboard", rgba=(0.93, 0.9, 0.82, 1))
         scene.add_body(_cupboard_xml(layout))
         for item in GROCERY_NAMES:
             scene.add_body(_item_xml(layout, item))

@@ -15,6 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mirror_align.sim.assets import (
+    HALF_DEPTH,
+    HALF_WIDTH,
+    HEIGHT,
+    SLIDE_RANGE,
+    Box,
+    ChestStyle,
+    add_chest,
+)
 from mirror_align.sim.conditions import BodyInSite, Condition, NothingGrasped
 from mirror_align.sim.gripper import Gripper
 from mirror_align.sim.instructions import DRAWER_LEVELS
@@ -23,17 +32,12 @@ from mirror_align.sim.physics import Physics
 from mirror_align.sim.scene import Scene
 from mirror_align.sim.task import Task
 
-# Chest, in its own frame (x = the direction the drawers pull out), metres.
-HALF_DEPTH, HALF_WIDTH, HEIGHT, WALL = 0.11, 0.13, 0.33, 0.02
-DRAWER_Z = {"bottom": 0.065, "middle": 0.165, "top": 0.265}  # drawer body origin heights
-DIVIDER_Z = (0.115, 0.215)
-FRONT_HALF_HEIGHT = 0.045
+# The drawer's box, drawer frame (chest geometry: mirror_align.sim.assets), metres.
 FLOOR_Z = -0.038  # drawer floor centre below the drawer origin (5 mm half thickness)
 FLOOR_TOP = FLOOR_Z + 0.005
 SIDE_Y = HALF_WIDTH - 0.025  # drawer side walls (5 mm half thickness)
 BOX_BACK_X, BOX_FRONT_X = -0.1, HALF_DEPTH - 0.02  # drawer box extent behind its front panel
-HANDLE_X = HALF_DEPTH + 0.045  # handle bar centre, drawer frame
-SLIDE_RANGE = 0.2  # drawer travel to the stop
+RIM_Z = 0.03  # top of the box walls
 PULL = 0.21  # the expert pulls a little past the stop; the planner stops at the stall
 STANDOFF = 0.12  # m in front of the handle before grasping it
 RETREAT = 0.06  # m the open gripper backs off the released handle before rising
@@ -43,6 +47,36 @@ ABOVE_ITEM = 0.07  # m above the grasp before descending onto the item
 DROP = 0.006  # release the item this far above its resting height in the drawer
 # Where the item goes, drawer frame: the middle of the part of the box outside the chest when open.
 PLACE_X = 0.01
+
+
+def _chest_style() -> ChestStyle:
+    """A closed box behind each front (floor, two sides, back; density masses) and the interior
+    site the success check reads (the item's origin between the back wall and the front panel,
+    between the side walls, and up to 6 cm above the floor). This task's MJCF numbers have always
+    been written with 4 decimals; rounding them differently would move some by one ulp."""
+    box_x, box_half = (BOX_BACK_X + BOX_FRONT_X) / 2, (BOX_FRONT_X - BOX_BACK_X) / 2
+    wall_z, wall_half = (FLOOR_TOP + RIM_Z) / 2, (RIM_Z - FLOOR_TOP) / 2
+    lo, hi = BOX_BACK_X + 0.01, BOX_FRONT_X
+    return ChestStyle(
+        body="chest",
+        materials={
+            "carcass": ("chest", (0.8, 0.74, 0.64, 1)),
+            "front": ("chest_front", (0.52, 0.4, 0.29, 1)),
+            "inner": ("chest_inner", (0.68, 0.58, 0.46, 1)),
+            "handle": ("chest_handle", (0.15, 0.15, 0.17, 1)),
+        },
+        tray=(
+            Box((box_x, 0, FLOOR_Z), (box_half, SIDE_Y + 0.005, 0.005)),
+            Box((box_x, SIDE_Y, wall_z), (box_half, 0.005, wall_half)),
+            Box((box_x, -SIDE_Y, wall_z), (box_half, 0.005, wall_half)),
+            Box((BOX_BACK_X + 0.005, 0, wall_z), (0.005, SIDE_Y, wall_half)),
+        ),
+        interior=Box(((lo + hi) / 2, 0, FLOOR_TOP + RIM_Z), ((hi - lo) / 2, SIDE_Y - 0.005, RIM_Z)),
+        decimals=4,
+    )
+
+
+CHEST = _chest_style()
 
 
 @dataclass
@@ -66,63 +100,6 @@ class ItemDrawerLayout:
         return self.chest_xy + np.array([c * x - s * y, s * x + c * y])
 
 
-def _box(pos, size, material: str, indent: int) -> str:
-    p = " ".join(f"{v:.4f}" for v in pos)
-    s = " ".join(f"{v:.4f}" for v in size)
-    return " " * indent + f'<geom type="box" pos="{p}" size="{s}" material="{material}"/>'
-
-
-def _drawer_xml(level: str) -> str:
-    box_x = (BOX_BACK_X + BOX_FRONT_X) / 2
-    box_half = (BOX_FRONT_X - BOX_BACK_X) / 2
-    wall_z, wall_half = (FLOOR_TOP + 0.03) / 2, (0.03 - FLOOR_TOP) / 2
-    geoms = [
-        _box(
-            (HALF_DEPTH - 0.01, 0, 0),
-            (0.01, HALF_WIDTH - 0.012, FRONT_HALF_HEIGHT),
-            "chest_front",
-            8,
-        ),
-        _box((box_x, 0, FLOOR_Z), (box_half, SIDE_Y + 0.005, 0.005), "chest_inner", 8),
-        _box((box_x, SIDE_Y, wall_z), (box_half, 0.005, wall_half), "chest_inner", 8),
-        _box((box_x, -SIDE_Y, wall_z), (box_half, 0.005, wall_half), "chest_inner", 8),
-        _box((BOX_BACK_X + 0.005, 0, wall_z), (0.005, SIDE_Y, wall_half), "chest_inner", 8),
-        _box((HALF_DEPTH + 0.0175, 0.05, 0), (0.0175, 0.006, 0.006), "chest_handle", 8),
-        _box((HALF_DEPTH + 0.0175, -0.05, 0), (0.0175, 0.006, 0.006), "chest_handle", 8),
-        _box((HANDLE_X, 0, 0), (0.008, 0.065, 0.008), "chest_handle", 8),
-    ]
-    # Interior: the item's origin must be above the floor, between the walls, below the rim + 3 cm.
-    lo, hi = BOX_BACK_X + 0.01, BOX_FRONT_X
-    return (
-        f'      <body name="drawer_{level}" pos="0 0 {DRAWER_Z[level]}">\n'
-        f'        <joint name="drawer_{level}" type="slide" axis="1 0 0" range="0 {SLIDE_RANGE}" '
-        f'damping="2" frictionloss="0.2"/>\n'
-        + "\n".join(geoms)
-        + f'\n        <site name="handle_{level}" pos="{HANDLE_X} 0 0"/>\n'
-        f'        <site name="inside_{level}" type="box" pos="{(lo + hi) / 2:.4f} 0 {FLOOR_TOP + 0.03:.4f}" '
-        f'size="{(hi - lo) / 2:.4f} {SIDE_Y - 0.005:.4f} 0.03"/>\n'
-        f"      </body>"
-    )
-
-
-def _chest_xml(layout: ItemDrawerLayout) -> str:
-    x, y = layout.chest_xy
-    d, w, h, t = HALF_DEPTH, HALF_WIDTH, HEIGHT, WALL
-    geoms = [
-        _box((0, 0, t / 2), (d, w, t / 2), "chest", 6),
-        _box((0, 0, h - t / 2), (d, w, t / 2), "chest", 6),
-        _box((0, w - t / 2, h / 2), (d, t / 2, h / 2), "chest", 6),
-        _box((0, -(w - t / 2), h / 2), (d, t / 2, h / 2), "chest", 6),
-        _box((-(d - t / 2), 0, h / 2), (t / 2, w, h / 2), "chest", 6),
-    ] + [_box((0, 0, z), (d, w, 0.006), "chest", 6) for z in DIVIDER_Z]
-    drawers = "\n".join(_drawer_xml(level) for level in DRAWER_LEVELS)
-    return (
-        f'    <body name="chest" pos="{x} {y} 0" euler="0 0 {layout.yaw}">\n'
-        + "\n".join(geoms)
-        + f"\n{drawers}\n    </body>"
-    )
-
-
 def _item_xml(layout: ItemDrawerLayout) -> str:
     x, y = layout.item_xy
     return f"""    <body name="item" pos="{x} {y} {HEIGHT + ITEM_HALF}" euler="0 0 {layout.item_yaw}">
@@ -144,18 +121,9 @@ class PutItemInDrawer(Task):
             item_yaw=float(rng.uniform(-np.pi, np.pi)),
             target=DRAWER_LEVELS[variation],
         )
-        scene.add_asset('<material name="chest" rgba="0.8 0.74 0.64 1" specular="0"/>')
-        scene.add_asset('<material name="chest_front" rgba="0.52 0.4 0.29 1" specular="0"/>')
-        scene.add_asset('<material name="chest_inner" rgba="0.68 0.58 0.46 1" specular="0"/>')
-        scene.add_asset('<material name="chest_handle" rgba="0.15 0.15 0.17 1" specular="0"/>')
-        scene.add_asset('<material name="item" rgba="0.1 0.35 0.9 1" specular="0"/>')
-        scene.add_body(_chest_xml(layout))
+        add_chest(scene, CHEST, layout.chest_xy, layout.yaw)
+        scene.add_material("item", rgba=(0.1, 0.35, 0.9, 1))
         scene.add_body(_item_xml(layout))
-        for i, level in enumerate(DRAWER_LEVELS):
-            scene.exclude_contact("chest", f"drawer_{level}")
-            scene.add_graspable(f"drawer_{level}", f"handle_{level}")
-            for other in DRAWER_LEVELS[i + 1 :]:
-                scene.exclude_contact(f"drawer_{level}", f"drawer_{other}")
         scene.add_graspable("item", "item_centre")
         return layout
 
@@ -182,15 +150,24 @@ class PutItemInDrawer(Task):
         pick_yaw = place_yaw + (item_yaw - place_yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
         grasp = physics.body_pos("item") + [0.0, 0.0, GRIP_ABOVE_CENTRE]
         return [
-            keyframe(handle + STANDOFF * out, grip_handle, True, False),
-            keyframe(handle, grip_handle, False, True),
-            keyframe(handle + PULL * out, grip_handle, False, True),
-            keyframe(released, grip_handle, True, True),
-            keyframe(released + RETREAT * out, grip_handle, True, True),
+            keyframe(
+                handle + STANDOFF * out, grip_handle, gripper_open=True, ignore_collisions=False
+            ),
+            keyframe(handle, grip_handle, gripper_open=False, ignore_collisions=True),
+            keyframe(handle + PULL * out, grip_handle, gripper_open=False, ignore_collisions=True),
+            keyframe(released, grip_handle, gripper_open=True, ignore_collisions=True),
+            keyframe(
+                released + RETREAT * out, grip_handle, gripper_open=True, ignore_collisions=True
+            ),
             # the safe height leaves the open fingers too low to pass over the item: come from above
-            keyframe(grasp + [0.0, 0.0, ABOVE_ITEM], top_down(pick_yaw), True, False),
-            keyframe(grasp, top_down(pick_yaw), False, True),
+            keyframe(
+                grasp + [0.0, 0.0, ABOVE_ITEM],
+                top_down(pick_yaw),
+                gripper_open=True,
+                ignore_collisions=False,
+            ),
+            keyframe(grasp, top_down(pick_yaw), gripper_open=False, ignore_collisions=True),
             # carried item clears the chest at the safe height; the leg comes straight down, and
             # releasing it there ends the episode (success), so no retreat follows
-            keyframe(drop, top_down(place_yaw), True, False),
+            keyframe(drop, top_down(place_yaw), gripper_open=True, ignore_collisions=False),
         ]

@@ -115,11 +115,11 @@ class PutMoneyInSafe(Task):
             money_yaw=float(np.pi + rng.uniform(-0.5, 0.5)),
             target=DRAWER_LEVELS[variation],
         )
-        scene.add_asset('<material name="safe" rgba="0.32 0.34 0.38 1" specular="0"/>')
-        scene.add_asset('<material name="safe_inner" rgba="0.62 0.64 0.68 1" specular="0"/>')
-        scene.add_asset('<material name="safe_shelf" rgba="0.85 0.85 0.82 1" specular="0"/>')
-        scene.add_asset('<material name="banknote" rgba="0.35 0.62 0.35 1" specular="0"/>')
-        scene.add_asset('<material name="band" rgba="0.95 0.92 0.8 1" specular="0"/>')
+        scene.add_material("safe", rgba=(0.32, 0.34, 0.38, 1))
+        scene.add_material("safe_inner", rgba=(0.62, 0.64, 0.68, 1))
+        scene.add_material("safe_shelf", rgba=(0.85, 0.85, 0.82, 1))
+        scene.add_material("banknote", rgba=(0.35, 0.62, 0.35, 1))
+        scene.add_material("band", rgba=(0.95, 0.92, 0.8, 1))
         scene.add_body(_safe_xml(layout, door_side=-side))
         scene.add_body(_money_xml(layout))
         scene.add_graspable("money", "money_grasp")
@@ -145,10 +145,14 @@ class PutMoneyInSafe(Task):
         insert = safe + INSERT_X * out + [0.0, 0.0, height]
         before = safe + (HALF_DEPTH + STANDOFF) * out + [0.0, 0.0, height]
         return [
-            keyframe(grasp - STANDOFF * approach, grip_money, True, False),
-            keyframe(grasp, grip_money, False, True),
-            keyframe(grasp + [0.0, 0.0, 0.12], grip_money, False, True),
-            keyframe(before, grip_safe, False, False),
-            keyframe(insert, grip_safe, True, True),
-            keyframe(before, grip_safe, True, True),
+            keyframe(
+                grasp - STANDOFF * approach, grip_money, gripper_open=True, ignore_collisions=False
+            ),
+            keyframe(grasp, grip_money, gripper_open=False, ignore_collisions=True),
+            keyframe(
+                grasp + [0.0, 0.0, 0.12], grip_money, gripper_open=False, ignore_collisions=True
+            ),
+            keyframe(before, grip_safe, gripper_open=False, ignore_collisions=False),
+            keyframe(insert, grip_safe, gripper_open=True, ignore_collisions=True),
+            keyframe(before, grip_safe, gripper_open=True, ignore_collisions=True),
         ]

@@ -145,8 +145,8 @@ class ReachAndDrag(Task):
         rot = top_down(float(np.arctan2(s[1], s[0])) - np.pi / 2)
         up = np.array([0.0, 0.0, 0.08])
         return keyframes + [
-            keyframe(start + up, rot, False, False),
-            keyframe(start, rot, False, True),
-            keyframe(end, rot, False, True),
-            keyframe(end + up, rot, False, True),
+            keyframe(start + up, rot, gripper_open=False, ignore_collisions=False),
+            keyframe(start, rot, gripper_open=False, ignore_collisions=True),
+            keyframe(end, rot, gripper_open=False, ignore_collisions=True),
+            keyframe(end + up, rot, gripper_open=False, ignore_collisions=True),
         ]

@@ -22,7 +22,7 @@ from mirror_align.sim.task import Task
 from mirror_align.sim.tasks.cups import (
     HEIGHT,
     NEST_STEP,
-    cup_material,
+    add_cup_material,
     cup_xml,
     rotate_z,
     tcp_local,
@@ -48,7 +48,9 @@ class StackCups(Task):
 
     def build(self, scene: Scene, rng: np.random.Generator, variation: int) -> StackCupsLayout:
         target = COLOR_NAMES[variation]
-        others = [str(c) for c in rng.choice([c for c in COLOR_NAMES if c != target], 2, False)]
+        others = [
+            str(c) for c in rng.choice([c for c in COLOR_NAMES if c != target], 2, replace=False)
+        ]
         colours = [target, *others]
         xy = sample_positions(rng, 3, low=(-0.25, -0.3), high=(0.25, 0.3), min_distance=0.16)
         layout = StackCupsLayout(
@@ -58,7 +60,7 @@ class StackCups(Task):
             target=target,
         )
         for c in colours:
-            scene.add_asset(cup_material(f"cup_{c}", rgba(c)))
+            add_cup_material(scene, f"cup_{c}", rgba(c))
             scene.add_body(cup_xml(f"cup_{c}", layout.cup_xy[c], layout.cup_yaw[c], handle=False))
             scene.add_graspable(f"cup_{c}", f"cup_{c}_grasp")
         return layout
@@ -80,11 +82,15 @@ class StackCups(Task):
             nest = base + [0.0, 0.0, level * NEST_STEP + RELEASE_ABOVE_NEST]
             tcp_at = nest + rotate_z(tcp_local(), yaw)
             keyframes += [
-                keyframe(grasp + [0.0, 0.0, 0.1], rot, True, False),
-                keyframe(grasp, rot, False, True),
-                keyframe(grasp + [0.0, 0.0, 0.1], rot, False, True),
-                keyframe(tcp_at + [0.0, 0.0, HEIGHT], rot, False, False),
-                keyframe(tcp_at, rot, True, True),
-                keyframe(tcp_at + [0.0, 0.0, HEIGHT], rot, True, True),
+                keyframe(grasp + [0.0, 0.0, 0.1], rot, gripper_open=True, ignore_collisions=False),
+                keyframe(grasp, rot, gripper_open=False, ignore_collisions=True),
+                keyframe(grasp + [0.0, 0.0, 0.1], rot, gripper_open=False, ignore_collisions=True),
+                keyframe(
+                    tcp_at + [0.0, 0.0, HEIGHT], rot, gripper_open=False, ignore_collisions=False
+                ),
+                keyframe(tcp_at, rot, gripper_open=True, ignore_collisions=True),
+                keyframe(
+                    tcp_at + [0.0, 0.0, HEIGHT], rot, gripper_open=True, ignore_collisions=True
+                ),
             ]
         return keyframes

@@ -173,8 +173,8 @@ class SweepToDustpanOfSize(Task):
         rot = top_down(float(np.arctan2(thin[1], thin[0])) + turn)
         up = np.array([0.0, 0.0, 0.08])
         return keyframes + [
-            keyframe(start + z + up, rot, False, False),
-            keyframe(start + z, rot, False, True),
-            keyframe(end + z, rot, False, True),
-            keyframe(end + z + up, rot, False, True),
+            keyframe(start + z + up, rot, gripper_open=False, ignore_collisions=False),
+            keyframe(start + z, rot, gripper_open=False, ignore_collisions=True),
+            keyframe(end + z, rot, gripper_open=False, ignore_collisions=True),
+            keyframe(end + z + up, rot, gripper_open=False, ignore_collisions=True),
         ]

@@ -72,10 +72,10 @@ class TurnTap(Task):
             yaw=float(rng.uniform(-0.5, 0.5)),
             target=SIDES[variation],
         )
-        scene.add_asset('<material name="tap_base" rgba="0.92 0.92 0.9 1" specular="0"/>')
-        scene.add_asset('<material name="tap_chrome" rgba="0.6 0.63 0.68 1" specular="0"/>')
-        scene.add_asset('<material name="tap_handle" rgba="0.2 0.22 0.26 1" specular="0"/>')
-        scene.add_asset('<material name="tap_tee" rgba="0.85 0.85 0.88 1" specular="0"/>')
+        scene.add_material("tap_base", rgba=(0.92, 0.92, 0.9, 1))
+        scene.add_material("tap_chrome", rgba=(0.6, 0.63, 0.68, 1))
+        scene.add_material("tap_handle", rgba=(0.2, 0.22, 0.26, 1))
+        scene.add_material("tap_tee", rgba=(0.85, 0.85, 0.88, 1))
         scene.add_body(_tap_xml(layout))
         for side in SIDES:
             scene.exclude_contact("tap", f"handle_{side}")
