@@ -144,6 +144,26 @@ def forward_losses(
     )
 
 
+def update_weights(
+    total: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    params: list[torch.Tensor],
+    grad_clip: float,
+) -> dict[str, torch.Tensor]:
+    """One optimisation step on ``total`` (lerobot's ``update_policy``): backward, clip the global
+    gradient norm to ``grad_clip`` (0: no clip), step the optimizer and the schedule. Returns
+    ``{"grad_norm"}`` (the norm before clipping) when clipping."""
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    out = {}
+    if grad_clip > 0:
+        out["grad_norm"] = nn.utils.clip_grad_norm_(params, grad_clip).detach()
+    optimizer.step()
+    scheduler.step()
+    return out
+
+
 def make_optimizer(
     modules: dict[str, nn.Module], config: ExperimentConfig
 ) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
@@ -279,12 +299,7 @@ def train(
         au_batch, ee_batch = stream.batch(step, "au" in modules, "ee" in modules)
         total, terms = forward_losses(runners, au_batch, ee_batch, au_step, config)
         _check_finite(step, terms)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if config.train.grad_clip > 0:
-            terms["grad_norm"] = nn.utils.clip_grad_norm_(params, config.train.grad_clip).detach()
-        optimizer.step()
-        scheduler.step()
+        terms.update(update_weights(total, optimizer, scheduler, params, config.train.grad_clip))
         bar.update(1)
         terms_out = {k: float(v) for k, v in terms.items()}
         last = iteration == len(schedule) - 1
