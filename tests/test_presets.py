@@ -98,3 +98,11 @@ def test_cli_worker_options_default_to_the_config():
     for command in ("reproduce", "ablate"):
         args = parser.parse_args([command, "--out", "x"])
         assert args.workers is None  # resolved to config.eval.workers when run
+
+
+@pytest.mark.parametrize("command", ["reproduce", "ablate"])
+def test_reproduce_needs_an_image_size_to_generate(command, tmp_path, capsys):
+    argv = [command, "--preset", "tiny", "--out", str(tmp_path), "--set", "data.image_size=null"]
+    assert main(argv) == 2
+    assert "data.image_size: reproduce generates data and needs a size" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before writing anything

@@ -93,9 +93,9 @@ def test_baselines_read_the_same_batches_as_mn(tiny_sim_dataset):
     au = PairStream(config, "au")
     ee = PairStream(config, "ee")
     for step in (0, 4, 9):
-        mn_au, mn_ee = mn.batch(step, True, True)
-        only_au, _ = au.batch(step, True, False)
-        _, only_ee = ee.batch(step, False, True)
+        mn_au, mn_ee = mn.batch(step, need_au=True, need_ee=True)
+        only_au, _ = au.batch(step, need_au=True, need_ee=False)
+        _, only_ee = ee.batch(step, need_au=False, need_ee=True)
         assert torch.equal(mn_au["video"], only_au["video"])
         assert torch.equal(mn_ee["points"], only_ee["points"])
 

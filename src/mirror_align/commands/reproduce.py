@@ -43,13 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mirror_align.config.experiment import load_experiment
+    from mirror_align.config.experiment import check_generation, load_experiment
     from mirror_align.errors import UserInputError
     from mirror_align.pipeline.reproduce import reproduce
 
     if args.seeds < 1:
         raise UserInputError(f"--seeds must be >= 1, got {args.seeds}")
     config = load_experiment(args.config or args.preset, args.overrides)
+    check_generation(config)
     workers = config.eval.workers if args.workers is None else args.workers
     if workers < 1:
         raise UserInputError(f"--workers must be >= 1, got {workers}")

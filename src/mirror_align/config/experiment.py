@@ -217,6 +217,16 @@ def validate_experiment(config: ExperimentConfig) -> None:
         raise UserInputError(f"align.tau: must be in [0.01, 1], got {config.align.tau}")
 
 
+def check_generation(config: ExperimentConfig) -> None:
+    """Raise ``UserInputError`` unless ``config`` says what to generate (``reproduce``, ``ablate``):
+    a null ``data.image_size`` takes the dataset's size, so there is nothing to generate at."""
+    if config.data.image_size is None:
+        raise UserInputError(
+            "data.image_size: reproduce generates data and needs a size (null is for training "
+            "on an existing dataset only)"
+        )
+
+
 def is_au_step(step: int, au_share: float) -> bool:
     """Whether the AU task loss applies at ``step`` (0-based): spread evenly, ``au_share`` of steps.
 

@@ -64,7 +64,7 @@ class PairStream:
             self._epoch, self._batches = epoch, list(self.sampler)
         return self._batches[offset][self.first_row : self.first_row + self.local]
 
-    def batch(self, step: int, need_au: bool, need_ee: bool) -> tuple[dict | None, dict | None]:
+    def batch(self, step: int, *, need_au: bool, need_ee: bool) -> tuple[dict | None, dict | None]:
         """Collated (AU batch, EE batch) of this rank at ``step``; a side not needed is None."""
         au_items, ee_items = [], []
         for row, (i, j) in enumerate(self.pairs(step), start=self.first_row):

@@ -123,6 +123,7 @@ def forward_losses(
     runners: dict[str, nn.Module],
     au_batch: dict | None,
     ee_batch: dict | None,
+    *,
     au_step: bool,
     config: ExperimentConfig,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -219,7 +220,7 @@ def _check_finite(step: int, terms: dict[str, torch.Tensor]) -> None:
 
 
 def _prepare(
-    config: ExperimentConfig, run_dir: Path, resume: bool, ctx: DistributedContext
+    config: ExperimentConfig, run_dir: Path, ctx: DistributedContext, *, resume: bool
 ) -> tuple[ExperimentConfig, Path | None]:
     """Threads and the checks that need no data; returns the config this process trains with
     and the checkpoint to resume from (None: a fresh run)."""
@@ -267,6 +268,7 @@ def train(
     config: ExperimentConfig,
     method: str,
     run_dir: str | Path,
+    *,
     resume: bool = False,
     progress: bool = True,
     dist_ctx: DistributedContext | None = None,
@@ -274,7 +276,7 @@ def train(
     """Train ``method`` into ``run_dir``; with ``resume`` continue from its last checkpoint."""
     ctx = dist_ctx or init_distributed()
     run_dir = Path(run_dir)
-    config, previous = _prepare(config, run_dir, resume, ctx)
+    config, previous = _prepare(config, run_dir, ctx, resume=resume)
     report = warn if ctx.is_main else None
     facts, stream = open_training_data(config, method, ctx.rank, ctx.world_size, report)
     modules = build_models(config, facts, method)
@@ -296,8 +298,8 @@ def train(
     for iteration in range(done, len(schedule)):
         step = schedule[iteration]
         au_step = is_au_step(step, config.train.au_share)
-        au_batch, ee_batch = stream.batch(step, "au" in modules, "ee" in modules)
-        total, terms = forward_losses(runners, au_batch, ee_batch, au_step, config)
+        au_batch, ee_batch = stream.batch(step, need_au="au" in modules, need_ee="ee" in modules)
+        total, terms = forward_losses(runners, au_batch, ee_batch, au_step=au_step, config=config)
         _check_finite(step, terms)
         terms.update(update_weights(total, optimizer, scheduler, params, config.train.grad_clip))
         bar.update(1)
