@@ -86,6 +86,15 @@ def test_config_show_prints_every_field_with_its_comment_and_reloads(tmp_path, c
     assert load_experiment(path) == config
 
 
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+def test_config_show_round_trips_every_preset(preset, tmp_path):
+    """Small floats such as the paper's lr 1e-5 must stay numbers in YAML (1e-05 would be a string)."""
+    config = load_experiment(preset, ["align.tau=0.02", "ee.workspace_bounds=[-1, -1, 0, 1, 1, 2]"])
+    path = tmp_path / f"{preset}.yaml"
+    path.write_text("\n".join(describe(config)))
+    assert load_experiment(path) == config
+
+
 def test_config_show_errors_are_one_line(capsys):
     assert main(["config", "show", "--preset", "tiny", "--set", "data.bogus=1"]) == 2
     assert "data: unknown field(s) bogus" in capsys.readouterr().err

@@ -54,7 +54,18 @@ def _comment_lines(text: str, indent: str) -> list[str]:
 
 
 def _value(value: Any) -> str:
-    """A YAML flow value (JSON is YAML): lists, mappings, strings quoted, null, true/false."""
+    """A YAML flow value: lists, mappings, quoted strings, null, true/false. Floats always carry a
+    dot (``1.0e-05``): YAML 1.1 reads ``1e-05`` as a string."""
+    if isinstance(value, float):
+        text = repr(value)
+        mantissa, _, exponent = text.partition("e")
+        if "." not in mantissa and mantissa.lstrip("-").isdigit():
+            text = f"{mantissa}.0" + (f"e{exponent}" if exponent else "")
+        return text
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_value(v)}" for k, v in value.items()) + "}"
     return json.dumps(value)
 
 
