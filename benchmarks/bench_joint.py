@@ -24,6 +24,8 @@ from collections.abc import Callable
 import torch
 
 from mirror_align.align import Aligner
+from mirror_align.config.experiment import load_experiment
+from mirror_align.constants import CAMERAS, WORKSPACE_BOUNDS
 from mirror_align.models import KeyframePolicy, VideoTextModel, policy_preset, video_text_preset
 from mirror_align.models.synthetic import random_au_batch, random_ee_batch
 from mirror_align.train.optim import build_optimizer
@@ -57,10 +59,14 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     au_cfg, ee_cfg = video_text_preset(args.preset), policy_preset(args.preset)
-    au, ee = VideoTextModel(au_cfg, TABLE), KeyframePolicy(ee_cfg, TABLE)
+    size = load_experiment(args.preset).data.image_size  # the preset's dataset image size
+    au = VideoTextModel(au_cfg, TABLE, image_size=size)
+    ee = KeyframePolicy(
+        ee_cfg, TABLE, image_size=size, num_views=len(CAMERAS), workspace_bounds=WORKSPACE_BOUNDS
+    )
     aligner = Aligner(au.representation_dim, ee.representation_dim, dim=1024)
-    au_batch = random_au_batch(args.batch, len(TABLE), au_cfg.num_frames, au_cfg.image_size, g)
-    ee_batch = random_ee_batch(args.batch, len(TABLE), ee_cfg.image_size, generator=g)
+    au_batch = random_au_batch(args.batch, len(TABLE), au_cfg.num_frames, au.image_size, g)
+    ee_batch = random_ee_batch(args.batch, len(TABLE), size, generator=g)
     keys = ee_batch["instruction_id"]
     for m in (au, ee, aligner):
         m.train()

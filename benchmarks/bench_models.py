@@ -17,6 +17,8 @@ import time
 
 import torch
 
+from mirror_align.config.experiment import load_experiment
+from mirror_align.constants import CAMERAS, WORKSPACE_BOUNDS
 from mirror_align.models import KeyframePolicy, VideoTextModel, policy_preset, video_text_preset
 from mirror_align.models.synthetic import random_au_batch, random_ee_batch
 
@@ -69,16 +71,18 @@ def main() -> None:
         reference = matmul_gflops(min(args.seconds, 3.0))
         for preset in ("tiny", "quick"):
             torch.manual_seed(0)
+            size = load_experiment(preset).data.image_size  # the preset's dataset image size
             au_cfg = video_text_preset(preset)
-            au = VideoTextModel(au_cfg, TABLE)
+            au = VideoTextModel(au_cfg, TABLE, image_size=size)
             au_batch = random_au_batch(
-                au_cfg.batch_size, len(TABLE), au_cfg.num_frames, au_cfg.image_size, g
+                au_cfg.batch_size, len(TABLE), au_cfg.num_frames, au.image_size, g
             )
             ee_cfg = policy_preset(preset)
-            ee = KeyframePolicy(ee_cfg, TABLE)
-            ee_batch = random_ee_batch(
-                ee_cfg.batch_size, len(TABLE), ee_cfg.image_size, generator=g
-            )
+            ee = KeyframePolicy(
+                ee_cfg, TABLE, image_size=size, num_views=len(CAMERAS),
+                workspace_bounds=WORKSPACE_BOUNDS,
+            )  # fmt: skip
+            ee_batch = random_ee_batch(ee_cfg.batch_size, len(TABLE), size, generator=g)
             for name, model, batch, bsz in (
                 ("AU", au, au_batch, au_cfg.batch_size),
                 ("EE", ee, ee_batch, ee_cfg.batch_size),

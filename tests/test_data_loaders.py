@@ -228,3 +228,28 @@ def test_collate_matches_default_collate(dataset):
         for key in mine:
             assert mine[key].dtype == theirs[key].dtype
             torch.testing.assert_close(mine[key], theirs[key])
+
+
+def test_flags_are_keyword_only(dataset):
+    """`AUClipDataset(root, "train", 8, True, None, False)` reads as nothing: flags must be named."""
+    with pytest.raises(TypeError):
+        AUClipDataset(dataset, "train", 5, False)
+    with pytest.raises(TypeError):
+        EEKeyframeDataset(dataset, "train", True)
+    assert len(EEKeyframeDataset(dataset, "train", augment=False, cache=False)) > 0
+
+
+def test_targets_outside_counts_without_clipping(dataset):
+    ee = EEKeyframeDataset(dataset, "train", cache=False)
+    actions = np.concatenate(
+        [ee._load(entry)["actions"] for entry in ee.entries]
+    )  # every stored target, unaugmented
+    bounds = (-0.1, -0.45, 0.0, 0.45, 0.45, 0.6)
+    lo, hi = np.array(bounds[:3]), np.array(bounds[3:])
+    expected = int(np.sum(np.any((actions[:, :3] < lo) | (actions[:, :3] > hi), axis=1)))
+    assert 0 < expected < len(actions)
+    assert ee.targets_outside(bounds) == expected
+    cached = EEKeyframeDataset(dataset, "train", cache=True)
+    assert cached.targets_outside(bounds) == expected
+    assert cached.targets_outside((-1, -1, -1, 1, 1, 1)) == 0
+    assert np.array_equal(cached._arrays(0)["actions"], ee._arrays(0)["actions"])  # not clipped

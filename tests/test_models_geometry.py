@@ -7,11 +7,11 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from mirror_align.constants import WORKSPACE_BOUNDS
 from mirror_align.models import geometry
-from mirror_align.models.config import DEFAULT_WORKSPACE_BOUNDS
 from mirror_align.models.synthetic import look_at, pinhole, synthetic_cameras
 
-BOUNDS = torch.tensor(DEFAULT_WORKSPACE_BOUNDS)
+BOUNDS = torch.tensor(WORKSPACE_BOUNDS)
 
 
 def random_unit_quaternions(n: int, seed: int = 0) -> torch.Tensor:

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from mirror_align.constants import WORKSPACE_BOUNDS
 from mirror_align.errors import UserInputError
 from mirror_align.models import LOSS_TERMS, KeyframePolicy, PolicyConfig, geometry, policy_preset
 from mirror_align.models.synthetic import random_ee_batch
@@ -16,6 +17,9 @@ TABLE = [
     "push the green button, then push the maroon button",
     "stack 2 red blocks",
 ]
+
+# The dataset facts the factory passes in (32-px images from the four MirrorBench cameras).
+SHAPE = {"image_size": 32, "num_views": 4, "workspace_bounds": WORKSPACE_BOUNDS}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -30,7 +34,7 @@ def one_thread():
 
 def tiny_policy(seed: int = 0, **changes) -> KeyframePolicy:
     torch.manual_seed(seed)
-    return KeyframePolicy(dataclasses.replace(policy_preset("tiny"), **changes), TABLE)
+    return KeyframePolicy(dataclasses.replace(policy_preset("tiny"), **changes), TABLE, **SHAPE)
 
 
 def batch(n: int = 4, seed: int = 0) -> dict:
@@ -162,6 +166,8 @@ def test_bad_inputs_and_configs_name_the_problem():
     with pytest.raises(UserInputError, match="missing key.*action"):
         policy.loss({**b, "proprio": torch.zeros(4, 8)})
     with pytest.raises(UserInputError, match="workspace_bounds"):
-        KeyframePolicy(PolicyConfig(workspace_bounds=(0, 0, 0, 1, 1)), TABLE)
+        KeyframePolicy(PolicyConfig(workspace_bounds=(0, 0, 0, 1, 1)), TABLE, **SHAPE)
+    with pytest.raises(UserInputError, match="workspace_bounds"):
+        KeyframePolicy(PolicyConfig(), TABLE, **{**SHAPE, "workspace_bounds": (0, 0, 0, 1, 1, 0)})
     with pytest.raises(UserInputError, match="patch_size"):
-        KeyframePolicy(PolicyConfig(patch_size=7), TABLE)
+        KeyframePolicy(PolicyConfig(patch_size=7), TABLE, **SHAPE)

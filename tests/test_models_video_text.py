@@ -38,7 +38,9 @@ def one_thread():
 
 def tiny_model(seed: int = 0, **changes) -> VideoTextModel:
     torch.manual_seed(seed)
-    return VideoTextModel(dataclasses.replace(video_text_preset("tiny"), **changes), TABLE)
+    return VideoTextModel(
+        dataclasses.replace(video_text_preset("tiny"), **changes), TABLE, image_size=32
+    )
 
 
 def batch(n: int = 6, seed: int = 0, frames: int = 4, size: int = 32) -> dict:
@@ -245,11 +247,11 @@ def test_viclip_weights_give_viclips_outputs():
     sd = viclip_state_dict(width=32, layers=2, patch=8, image=32, frames=4, out_dim=16)
     sd = {k: v * 0.1 if v.ndim >= 2 else v for k, v in sd.items()}
     cfg = VideoTextConfig(
-        image_size=32, patch_size=8, num_frames=4, width=32, depth=2, heads=4,
+        patch_size=8, num_frames=4, width=32, depth=2, heads=4,
         activation="quick_gelu", mask_ratio=0.9, embed_dim=16, video_batch_norm=False,
         pixel_mean=(0.5, 0.5, 0.5), pixel_std=(0.5, 0.5, 0.5),
     )  # fmt: skip
-    model = VideoTextModel(cfg, TABLE)
+    model = VideoTextModel(cfg, TABLE, image_size=32)
     untouched = load_viclip_vision(model, sd)
     assert untouched and all(k.startswith(("text.", "text_proj")) for k in untouched)
     model.eval()
@@ -263,9 +265,9 @@ def test_viclip_weights_give_viclips_outputs():
 def test_viclip_mapping_covers_the_paper_sized_encoder():
     cfg = video_text_preset("paper")
     with torch.device("meta"):
-        model = VideoTextModel(cfg, TABLE)
+        model = VideoTextModel(cfg, TABLE, image_size=128)  # clips resized to cfg.resize_to
         sd = viclip_state_dict(
-            cfg.width, cfg.depth, cfg.patch_size, cfg.image_size, cfg.num_frames, cfg.embed_dim,
+            cfg.width, cfg.depth, cfg.patch_size, cfg.resize_to, cfg.num_frames, cfg.embed_dim,
             make=torch.empty,
         )  # fmt: skip
     mapped = viclip_vision_state_dict(sd)
@@ -279,9 +281,9 @@ def test_viclip_mapping_covers_the_paper_sized_encoder():
 def test_viclip_loading_rejects_a_mismatched_config():
     sd = viclip_state_dict(width=32, layers=2, patch=8, image=32, frames=8, out_dim=16)
     model = VideoTextModel(
-        VideoTextConfig(image_size=32, patch_size=8, num_frames=4, width=32, depth=2, heads=4,
-                        embed_dim=16),
+        VideoTextConfig(patch_size=8, num_frames=4, width=32, depth=2, heads=4, embed_dim=16),
         TABLE,
+        image_size=32,
     )  # fmt: skip
     with pytest.raises(UserInputError, match="temporal_position"):
         load_viclip_vision(model, sd)

@@ -57,8 +57,7 @@ def test_one_ddp_step_equals_the_single_process_step(tiny_sim_dataset, tmp_path)
     for key, value in single.items():
         torch.testing.assert_close(ddp[key], value, rtol=1e-4, atol=1e-5, msg=key)
     # The step really moved the weights: this is not a comparison of two untouched inits.
-    instructions = DatasetReader(tiny_sim_dataset).instruction_texts()
-    initial = flatten_modules(build_models(config, instructions, "mn"))
+    initial = flatten_modules(build_models(config, DatasetReader(tiny_sim_dataset).meta, "mn"))
     changed = [k for k in single if not torch.equal(single[k], initial[k])]
     assert any(k.startswith("au.") for k in changed) and any(k.startswith("ee.") for k in changed)
     assert any(k.startswith("aligner.") for k in changed)

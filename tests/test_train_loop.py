@@ -10,10 +10,13 @@ import time
 import pytest
 import torch
 
-from mirror_align.config.experiment import is_au_step, load_experiment
+from mirror_align.align.aligner import AlignmentOutput
+from mirror_align.config.experiment import is_au_step, load_experiment, loop_steps
+from mirror_align.models.layers import ModelOutput
+from mirror_align.train.batches import PairStream
 from mirror_align.train.checkpoint import latest_checkpoint, list_checkpoints, load_weights
 from mirror_align.train.run_log import read_run_log
-from mirror_align.train.trainer import PairStream, TrainingDiverged, loop_steps, train
+from mirror_align.train.trainer import TrainingDiverged, compute_loss, train
 
 
 def _config(dataset, *overrides):
@@ -25,6 +28,46 @@ def test_au_share_spreads_steps_evenly():
     active = [s for s in range(20) if is_au_step(s, 0.2)]
     assert active == [4, 9, 14, 19]
     assert sum(is_au_step(s, 1.0) for s in range(7)) == 7
+
+
+def _outputs(l_au: float, l_ee: float, l_align: float):
+    """Model outputs whose losses are leaves, so the gradient of L is readable per term."""
+    leaves = [torch.tensor(v, requires_grad=True) for v in (l_au, l_ee, l_align)]
+    rep = torch.zeros(2, 3)
+    au = ModelOutput(loss=leaves[0], representation=rep)
+    ee = ModelOutput(loss=leaves[1], representation=rep, terms={"position": torch.tensor(0.25)})
+    aligned = AlignmentOutput(
+        loss=leaves[2], z_u=rep, z_e=rep, u2e=l_align, e2u=l_align,
+        mi_lower_bound=0.5, tau=0.1,
+    )  # fmt: skip
+    return leaves, au, ee, aligned
+
+
+def test_compute_loss_is_eq5_with_the_au_loss_on_au_steps_only():
+    leaves, au, ee, aligned = _outputs(2.0, 3.0, 4.0)
+    total, terms = compute_loss(au, ee, aligned, au_step=True, ee_weight=1.0, align_weight=0.5)
+    assert float(total.detach()) == 2.0 + 1.0 * 3.0 + 0.5 * 4.0
+    total.backward()
+    assert [float(x.grad) for x in leaves] == [1.0, 1.0, 0.5]  # dL/dL_AU, lambda_EE, lambda_align
+    assert set(terms) == {
+        "loss_au",
+        "loss_ee",
+        "ee/position",
+        "loss_align",
+        "mi_lower_bound",
+        "loss",
+    }
+    assert not any(t.requires_grad for t in terms.values())
+
+    leaves, au, ee, aligned = _outputs(2.0, 3.0, 4.0)
+    total, terms = compute_loss(au, ee, aligned, au_step=False, ee_weight=2.0, align_weight=0.1)
+    assert float(total.detach()) == pytest.approx(2.0 * 3.0 + 0.1 * 4.0)
+    assert "loss_au" not in terms
+    # The baselines: one model, no alignment term.
+    total, terms = compute_loss(au, None, None, au_step=True, ee_weight=1.0, align_weight=0.5)
+    assert float(total.detach()) == 2.0 and set(terms) == {"loss_au", "loss"}
+    total, terms = compute_loss(None, ee, None, au_step=False, ee_weight=1.0, align_weight=0.5)
+    assert float(total.detach()) == 3.0 and "loss_align" not in terms
 
 
 def test_mn_logs_every_term_and_checkpoints(tiny_sim_dataset, tmp_path):
@@ -50,9 +93,9 @@ def test_baselines_read_the_same_batches_as_mn(tiny_sim_dataset):
     au = PairStream(config, "au")
     ee = PairStream(config, "ee")
     for step in (0, 4, 9):
-        mn_au, mn_ee = mn.batch(step, True, True)
-        only_au, _ = au.batch(step, True, False)
-        _, only_ee = ee.batch(step, False, True)
+        mn_au, mn_ee = mn.batch(step, need_au=True, need_ee=True)
+        only_au, _ = au.batch(step, need_au=True, need_ee=False)
+        _, only_ee = ee.batch(step, need_au=False, need_ee=True)
         assert torch.equal(mn_au["video"], only_au["video"])
         assert torch.equal(mn_ee["points"], only_ee["points"])
 

@@ -29,6 +29,7 @@ COMMAND_MODULES: list[str] = [
     "ablate",
     "report",
     "probe_runs",
+    "config",
 ]
 
 

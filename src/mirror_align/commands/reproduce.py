@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import time
 
+from mirror_align.config.experiment import PRESET_NAMES
+
 NAME = "reproduce"
 HELP = "run every experiment of the paper into one folder and write the report (resumable)"
-PRESETS = ("tiny", "quick", "paper")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
         default="quick",
-        choices=PRESETS,
+        choices=PRESET_NAMES,
         help="a packaged preset (mirror-align config show --preset NAME)",
     )
     parser.add_argument("--config", default=None, help="a YAML config instead of a preset")
@@ -25,7 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-ablation", action="store_true", help="skip Table 3 and the beyond-the-paper runs"
     )
-    parser.add_argument("--workers", type=int, default=2, help="generation and rollout processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="generation and rollout processes (default: the config's eval.workers)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -37,16 +43,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mirror_align.config.experiment import load_experiment
+    from mirror_align.config.experiment import check_generation, load_experiment
     from mirror_align.errors import UserInputError
     from mirror_align.pipeline.reproduce import reproduce
 
     if args.seeds < 1:
         raise UserInputError(f"--seeds must be >= 1, got {args.seeds}")
     config = load_experiment(args.config or args.preset, args.overrides)
+    check_generation(config)
+    workers = config.eval.workers if args.workers is None else args.workers
+    if workers < 1:
+        raise UserInputError(f"--workers must be >= 1, got {workers}")
     started = time.perf_counter()
     seeds = [config.seed + i for i in range(args.seeds)]
-    reproduce(config, args.out, seeds, ablation=not args.skip_ablation, workers=args.workers)
+    reproduce(config, args.out, seeds, ablation=not args.skip_ablation, workers=workers)
     minutes = (time.perf_counter() - started) / 60
     print(
         f"reproduce: done in {minutes:.1f} min; report: {args.out}/report.html and {args.out}/report.md"

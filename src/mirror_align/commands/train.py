@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mirror_align.config.experiment import METHODS
+from mirror_align.constants import METHODS
 
 NAME = "train"
 HELP = "train --method au (video-text), ee (keyframe policy) or mn (both, aligned; the paper)"

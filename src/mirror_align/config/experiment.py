@@ -1,8 +1,15 @@
 """The experiment config: data, the two models, the aligner, training and evaluation.
 
-Presets are packaged in ``mirror_align/config/presets/<preset>.yaml`` (:func:`preset_yaml`). A YAML file names a ``model_preset`` (tiny, quick or
-paper, see :mod:`mirror_align.models.config`) whose model configs it may override field by field;
-every other section overrides the dataclass defaults below. ``--set key=value`` edits the result.
+Presets are packaged in ``mirror_align/config/presets/<preset>.yaml`` (:func:`preset_yaml`). A
+YAML file names a ``model_preset`` (tiny, quick or paper, see :mod:`mirror_align.models.config`)
+whose model configs it may override field by field; every other section overrides the dataclass
+defaults below. ``--set key=value`` edits the result. ``mirror-align config show`` prints every
+field with the comment above it here.
+
+Facts of the data (image size, cameras, frames per video, workspace bounds, the instruction table)
+are stated once: the dataset records them, and the models are sized from them when they are built
+(:func:`mirror_align.models.factory.data_facts`). The few fields below that state such a fact are
+what ``reproduce`` generates, and training checks them against the dataset before decoding it.
 """
 
 from __future__ import annotations
@@ -25,8 +32,6 @@ from mirror_align.models.config import (
     video_text_preset,
 )
 
-METHODS = ("au", "ee", "mn")
-
 
 @dataclass
 class DataConfig:
@@ -34,15 +39,21 @@ class DataConfig:
 
     # Dataset folder made by `mirror-align generate` (relative paths are relative to the cwd).
     path: str = "data/quick"
-    # Tasks to train on (empty: every task in the dataset).
+    # Tasks to train and evaluate on (empty: every task of the dataset).
     tasks: list[str] = field(default_factory=list)
+    # Tasks that `reproduce` generates into `path` (empty: all 18 MirrorBench tasks). Generation
+    # only: training reads `tasks`, so a preset's list never narrows a user's own dataset.
+    generate_tasks: list[str] = field(default_factory=list)
     # Episodes per task and split that `reproduce` generates (train, val, test).
     episodes_per_task: dict[str, int] = field(
         default_factory=lambda: {"train": 100, "val": 25, "test": 25}
     )
-    # Image side in pixels of generated data; must equal the models' image sizes.
-    image_size: int = 128
-    # Frames kept of each front-camera video at generation time.
+    # Image side in pixels: `reproduce` generates at this size, and training checks that the
+    # dataset holds it before decoding anything (the models take their sizes from the dataset).
+    # null: whatever the dataset holds (training only).
+    image_size: int | None = 64
+    # Frames per front-camera video that `reproduce` generates. Generation only: the AU model
+    # samples au.num_frames frames (one per equal segment) from a stored video of any length.
     video_frames: int = 16
     # ARP/PerAct scene augmentation of EE samples (translation ±0.125 m, yaw ±45°).
     augment: bool = True
@@ -115,7 +126,8 @@ class EvalConfig:
     eval_seeds: int = 3
     # Keyframe steps per rollout (the paper: 25).
     max_steps: int = 25
-    # Rollout worker processes.
+    # Processes for generation and rollouts (the default of `reproduce --workers`, `ablate
+    # --workers` and `evaluate --workers`).
     workers: int = 2
     # Dataset splits whose episodes the probing experiments (Fig. 3, Fig. 6) read; EE features cost a
     # greedy decoding per keyframe and checkpoint, so large presets probe fewer episodes.
@@ -191,17 +203,28 @@ def validate_experiment(config: ExperimentConfig) -> None:
     """Raise ``UserInputError`` naming the field when sections disagree."""
     validate_video_text(config.au)
     validate_policy(config.ee)
-    # The AU encoder resizes clips to its own size; the EE policy reads images as they are stored.
-    if config.ee.image_size != config.data.image_size:
-        raise UserInputError(
-            f"ee.image_size ({config.ee.image_size}) must equal data.image_size ({config.data.image_size})"
-        )
+    if config.data.image_size is not None and config.data.image_size < 8:
+        raise UserInputError(f"data.image_size: must be >= 8 or null, got {config.data.image_size}")
+    if config.data.video_frames < 1:
+        raise UserInputError(f"data.video_frames: must be >= 1, got {config.data.video_frames}")
+    if config.eval.workers < 1:
+        raise UserInputError(f"eval.workers: must be >= 1, got {config.eval.workers}")
     if not 0.0 < config.train.au_share <= 1.0:
         raise UserInputError(f"train.au_share: must be in (0, 1], got {config.train.au_share}")
     if config.train.steps < 1 or config.train.batch_size < 1:
         raise UserInputError("train.steps and train.batch_size must be >= 1")
     if not 0.01 <= config.align.tau <= 1.0:
         raise UserInputError(f"align.tau: must be in [0.01, 1], got {config.align.tau}")
+
+
+def check_generation(config: ExperimentConfig) -> None:
+    """Raise ``UserInputError`` unless ``config`` says what to generate (``reproduce``, ``ablate``):
+    a null ``data.image_size`` takes the dataset's size, so there is nothing to generate at."""
+    if config.data.image_size is None:
+        raise UserInputError(
+            "data.image_size: reproduce generates data and needs a size (null is for training "
+            "on an existing dataset only)"
+        )
 
 
 def is_au_step(step: int, au_share: float) -> bool:
@@ -213,8 +236,10 @@ def is_au_step(step: int, au_share: float) -> bool:
     return int((step + 1) * au_share + 1e-9) > int(step * au_share + 1e-9)
 
 
-def loop_steps_count(config: ExperimentConfig, method: str) -> int:
-    """Loop iterations of a method: every step, or only the AU steps for the AU baseline."""
+def loop_steps(config: ExperimentConfig, method: str) -> list[int]:
+    """The global steps a method runs, in order: every step, or only the AU steps for the AU
+    baseline (so it sees exactly the AU batches of MN). Its length is the run's loop iterations."""
+    steps = range(config.train.steps)
     if method == "au":
-        return sum(is_au_step(s, config.train.au_share) for s in range(config.train.steps))
-    return config.train.steps
+        return [s for s in steps if is_au_step(s, config.train.au_share)]
+    return list(steps)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,54 +30,62 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+# Scalar type -> (does a YAML value fit it, what the error says was expected). YAML's true/false
+# are Python bools, which are also ints: they never count as numbers here.
+_SCALARS: dict[type, tuple[Callable[[Any], bool], str]] = {
+    float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _coerce_union(value: Any, options: tuple[Any, ...], where: str) -> Any:
+    """The first option of an ``A | B | None`` that accepts ``value``."""
+    if value is None and type(None) in options:
+        return None
+    errors = []
+    for option in options:
+        if option is type(None):
+            continue
+        try:
+            return _coerce(value, option, where)
+        except UserInputError as err:
+            errors.append(str(err))
+    raise UserInputError(errors[0] if errors else f"{where}: invalid value {value!r}")
+
+
+def _coerce_sequence(value: Any, annotation: Any, where: str) -> list[Any] | tuple[Any, ...]:
+    """A ``list[X]`` or ``tuple[X, ...]`` with every item checked against X."""
+    if not isinstance(value, (list, tuple)):
+        raise UserInputError(f"{where}: expected a list, got {value!r}")
+    args = typing.get_args(annotation)
+    item_type = args[0] if args else Any
+    items = [_coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
+    return items if typing.get_origin(annotation) is list else tuple(items)
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Check ``value`` against ``annotation`` (dataclass, Optional, list, tuple, scalar)."""
+    """Check ``value`` against ``annotation`` (dataclass, Optional, Literal, list, tuple, scalar)."""
     origin = typing.get_origin(annotation)
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise UserInputError(f"{where}: expected a mapping, got {value!r}")
         return config_from_dict(annotation, value, where)
     if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, where)
-            except UserInputError as err:
-                errors.append(str(err))
-        raise UserInputError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        return _coerce_union(value, typing.get_args(annotation), where)
     if origin is typing.Literal:
         choices = typing.get_args(annotation)
         if value not in choices:
             raise UserInputError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
         return value
     if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise UserInputError(f"{where}: expected a list, got {value!r}")
-        args = typing.get_args(annotation)
-        item_type = args[0] if args else Any
-        items = [_coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
-        return items if origin is list else tuple(items)
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserInputError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserInputError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise UserInputError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if annotation is str:
-        if not isinstance(value, str):
-            raise UserInputError(f"{where}: expected a string, got {value!r}")
-        return value
+        return _coerce_sequence(value, annotation, where)
+    if annotation in _SCALARS:
+        fits, expected = _SCALARS[annotation]
+        if not fits(value):
+            raise UserInputError(f"{where}: expected {expected}, got {value!r}")
+        return float(value) if annotation is float else value
     return value
 
 

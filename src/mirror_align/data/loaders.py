@@ -120,6 +120,7 @@ class _EpisodeDataset(Dataset, _Seeded):
         self,
         root: str,
         split: str | None,
+        *,
         tasks: list[str] | None,
         include_failed: bool,
         cache: bool,
@@ -180,7 +181,8 @@ class AUClipDataset(_EpisodeDataset):
     """One sample per episode: a front-camera clip of ``clip_frames`` frames and its identity keys.
 
     Item: ``video`` uint8 [T, H, W, 3], ``instruction_id``/``task_id``/``episode_id`` int64 [].
-    ``train=True`` jitters the frame chosen in each of the T equal segments of the video.
+    ``train=True`` jitters the frame chosen in each of the T equal segments of the video. Every
+    argument after ``split`` is keyword-only.
     """
 
     arrays = ("video",)
@@ -189,6 +191,7 @@ class AUClipDataset(_EpisodeDataset):
         self,
         root: str,
         split: str | None = "train",
+        *,
         clip_frames: int = 8,
         train: bool = True,
         tasks: list[str] | None = None,
@@ -200,7 +203,9 @@ class AUClipDataset(_EpisodeDataset):
             raise UserInputError(f"clip_frames must be >= 1, got {clip_frames}")
         self.clip_frames = clip_frames
         self.train = train
-        super().__init__(root, split, tasks, include_failed, cache, seed)
+        super().__init__(
+            root, split, tasks=tasks, include_failed=include_failed, cache=cache, seed=seed
+        )
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -222,7 +227,8 @@ class EEKeyframeDataset(_EpisodeDataset):
     ``augment=True`` the whole scene is moved by a random translation (up to
     ``AUGMENT_TRANSLATION`` m per axis) and yaw (up to ``AUGMENT_YAW_DEGREES``), applied
     consistently to ``points``, ``extrinsics``, ``proprio`` and ``action``; draws that would move
-    the target outside the dataset's ``workspace_bounds`` are redrawn.
+    the target outside the dataset's ``workspace_bounds`` are redrawn. Every argument after
+    ``split`` is keyword-only.
     """
 
     arrays = ("obs/rgb", "obs/depth", "obs/intrinsics", "obs/extrinsics", "obs/proprio", "actions")
@@ -231,6 +237,7 @@ class EEKeyframeDataset(_EpisodeDataset):
         self,
         root: str,
         split: str | None = "train",
+        *,
         augment: bool = False,
         tasks: list[str] | None = None,
         include_failed: bool = False,
@@ -242,7 +249,9 @@ class EEKeyframeDataset(_EpisodeDataset):
         self.augment = augment
         self.max_translation = max_translation
         self.max_yaw_degrees = max_yaw_degrees
-        super().__init__(root, split, tasks, include_failed, cache, seed)
+        super().__init__(
+            root, split, tasks=tasks, include_failed=include_failed, cache=cache, seed=seed
+        )
         bounds = self.meta.workspace_bounds
         self.bounds = None if bounds is None else np.asarray(bounds, dtype=np.float64)
         # (episode position, keyframe) of every transition, in index order.
@@ -253,6 +262,22 @@ class EEKeyframeDataset(_EpisodeDataset):
 
     def __len__(self) -> int:
         return int(self.samples.shape[0])
+
+    def targets_outside(self, bounds: tuple[float, ...]) -> int:
+        """How many keyframe targets (``actions[:, :3]``, metres) lie outside ``bounds`` = (x_min,
+        y_min, z_min, x_max, y_max, z_max), unaugmented. Reads only the small ``actions`` arrays
+        (from the cache when there is one), never the images."""
+        lo, hi = np.asarray(bounds[:3]), np.asarray(bounds[3:])
+        outside = 0
+        for entry in self.entries:
+            if self._cache is not None:
+                actions = self._cache[entry["episode_id"]]["actions"]
+            else:
+                with h5py.File(self.reader.path(entry), "r") as f:
+                    actions = f["actions"][()]
+            xyz = np.asarray(actions, dtype=np.float64).reshape(-1, 9)[:, :3]
+            outside += int(np.sum(np.any((xyz < lo) | (xyz > hi), axis=1)))
+        return outside
 
     def episode_position(self, index: int) -> int:
         return int(self.samples[index, 0])

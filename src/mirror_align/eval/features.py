@@ -110,13 +110,12 @@ class EpisodeSet:
         self.root = str(root)
         self.splits = list(splits)
         self.clip_frames = clip_frames
+        options = {"tasks": tasks, "include_failed": include_failed, "cache": cache, "seed": 0}
         self.parts = [
             _SplitPart(
                 split,
-                AUClipDataset(
-                    root, split, clip_frames, False, tasks, include_failed, cache, seed=0
-                ),
-                EEKeyframeDataset(root, split, False, tasks, include_failed, cache, seed=0),
+                AUClipDataset(root, split, clip_frames=clip_frames, train=False, **options),
+                EEKeyframeDataset(root, split, augment=False, **options),
             )
             for split in self.splits
         ]

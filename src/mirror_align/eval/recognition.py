@@ -44,7 +44,13 @@ def evaluate_recognition(
 ) -> RecognitionResult:
     """Recognise every episode of ``split`` (uniform clips, no jitter) with ``model.predict``."""
     dataset = AUClipDataset(
-        dataset_path, split, clip_frames, train=False, tasks=tasks, include_failed=True, cache=False
+        dataset_path,
+        split,
+        clip_frames=clip_frames,
+        train=False,
+        tasks=tasks,
+        include_failed=True,
+        cache=False,
     )
     names = dataset.meta.tasks
     ids, truth, predicted = [], [], []

@@ -102,7 +102,7 @@ class _Roller:
         if "ee" not in run.modules:
             raise UserInputError(f"{run_dir}: method {run.method!r} has no EE policy to roll out")
         self.policy = run.modules["ee"]
-        self.image_size = run.config.ee.image_size
+        self.image_size = run.facts.image_size
         self.max_steps = max_steps
         self.video_dir = Path(video_dir) if video_dir else None
         self.videos = videos

@@ -7,7 +7,9 @@
   128, MLP 512, batch 192, learning rate 1.25e-5). GPU scale; not run in CI.
 
 The configs are plain dataclasses so that ``mirror_align.config.config_from_dict`` can rebuild
-them from a checkpoint's ``config.json``.
+them from a checkpoint's ``config.json``. Facts of the data (image size, cameras, workspace bounds)
+are not fields here: :func:`mirror_align.models.factory.build_models` reads them from the
+dataset's metadata and passes them to the models.
 """
 
 from __future__ import annotations
@@ -18,9 +20,6 @@ from typing import Literal
 from mirror_align.errors import UserInputError
 
 PRESETS = ("tiny", "quick", "paper")
-
-# x, y, z lower corner then upper corner, metres (docs/interfaces.md, mirror_align.sim.WORKSPACE_BOUNDS).
-DEFAULT_WORKSPACE_BOUNDS = (-0.45, -0.45, 0.0, 0.45, 0.45, 0.6)
 
 
 @dataclass
@@ -53,11 +52,13 @@ class TextConfig:
 class VideoTextConfig:
     """The AU model: a ViCLIP-like video ViT plus a text encoder (``models/video_text.py``)."""
 
-    # Frame side in pixels the encoder works at; clips of another size are resized to it.
-    image_size: int = 64
-    # Patch side in pixels (Conv3d kernel (1, p, p)); must divide ``image_size``.
+    # Frame side in pixels the encoder works at: null works at the dataset's image size; a number
+    # resizes every clip to it (the paper preset: 224, ViCLIP's input size).
+    resize_to: int | None = None
+    # Patch side in pixels (Conv3d kernel (1, p, p)); must divide the working frame side.
     patch_size: int = 16
-    # Frames per clip; a clip with another T is sampled uniformly to this many frames.
+    # Frames per clip the model sees. A model fact, not a data fact: clips are sampled from the
+    # stored video (one frame per equal segment), which may hold any number of frames.
     num_frames: int = 8
     # Transformer width of the video encoder; also the size of the representation ``u``.
     width: int = 128
@@ -84,13 +85,15 @@ class VideoTextConfig:
     tau: float = 0.05
     # Gather features over DDP ranks so that every rank sees the global batch as negatives.
     gather_negatives: bool = False
-    # Per-channel RGB mean and std on the [0, 1] scale used to normalise frames.
+    # Per-channel RGB mean on the [0, 1] scale used to normalise frames.
     pixel_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    # Per-channel RGB standard deviation on the [0, 1] scale used to normalise frames.
     pixel_std: tuple[float, ...] = (0.229, 0.224, 0.225)
     # The instruction encoder.
     text: TextConfig = field(default_factory=TextConfig)
-    # Suggested optimisation settings at this scale (read by the trainer): batch size and peak lr.
+    # Suggested batch size at this scale (benchmarks use it; training uses train.batch_size).
     batch_size: int = 64
+    # Peak learning rate of this model's parameters (the trainer's schedule scales it).
     lr: float = 1e-3
 
 
@@ -98,11 +101,8 @@ class VideoTextConfig:
 class PolicyConfig:
     """The EE model: an ARP-like keyframe policy on a multi-view transformer (``models/policy.py``)."""
 
-    # Image side in pixels (images must have this size; heatmaps have it too).
-    image_size: int = 64
-    # Number of cameras (front, left_shoulder, right_shoulder, wrist).
-    num_views: int = 4
-    # Patch side in pixels; must divide ``image_size``.
+    # Patch side in pixels; must divide the dataset's image size (images and heatmaps keep the
+    # dataset's size, and the views are the dataset's cameras).
     patch_size: int = 8
     # Transformer width of the backbone and the action head.
     width: int = 64
@@ -124,8 +124,9 @@ class PolicyConfig:
     # Rotation bin width in degrees; 5 gives the paper's 72 bins per Euler angle.
     rotation_resolution: float = 5.0
     # Workspace (x_min, y_min, z_min, x_max, y_max, z_max) in metres: normalises points and bounds
-    # the candidate grid of the 3D lifting.
-    workspace_bounds: tuple[float, ...] = DEFAULT_WORKSPACE_BOUNDS
+    # the candidate grid of the 3D lifting. null: the dataset's workspace_bounds (dataset.json);
+    # a value here must equal them, or is needed when the dataset records none.
+    workspace_bounds: tuple[float, ...] | None = None
     # Spacing in metres of the coarse candidate grid over the workspace used to lift heatmaps to 3D
     # (~10^4 points at 0.04: the dominant cost of decoding on a CPU).
     lift_grid_step: float = 0.04
@@ -136,8 +137,9 @@ class PolicyConfig:
     lift_refinements: int = 3
     # The instruction encoder.
     text: TextConfig = field(default_factory=TextConfig)
-    # Suggested optimisation settings at this scale (read by the trainer): batch size and peak lr.
+    # Suggested batch size at this scale (benchmarks use it; training uses train.batch_size).
     batch_size: int = 32
+    # Peak learning rate of this model's parameters (the trainer's schedule scales it).
     lr: float = 1e-3
 
     @property
@@ -151,6 +153,15 @@ def _check_divides(name: str, small: int, big: int, what: str) -> None:
         raise UserInputError(f"{name}: {small} must be positive and divide {what} ({big})")
 
 
+def check_bounds(where: str, bounds: tuple[float, ...]) -> None:
+    """Raise ``UserInputError`` unless ``bounds`` is (x_min, y_min, z_min, x_max, y_max, z_max)
+    with every min < max (metres)."""
+    if len(bounds) != 6 or any(bounds[i] >= bounds[i + 3] for i in range(3)):
+        raise UserInputError(
+            f"{where}: need (x_min, y_min, z_min, x_max, y_max, z_max) with min < max, got {tuple(bounds)}"
+        )
+
+
 def validate_text(cfg: TextConfig, where: str = "text") -> None:
     """Raise ``UserInputError`` naming the field when ``cfg`` is inconsistent."""
     if cfg.kind == "learned":
@@ -162,8 +173,14 @@ def validate_text(cfg: TextConfig, where: str = "text") -> None:
 
 
 def validate_video_text(cfg: VideoTextConfig) -> None:
-    """Raise ``UserInputError`` naming the field when ``cfg`` is inconsistent."""
-    _check_divides("patch_size", cfg.patch_size, cfg.image_size, "image_size")
+    """Raise ``UserInputError`` naming the field when ``cfg`` is inconsistent.
+
+    That ``patch_size`` divides the dataset's image size is checked when the model is built
+    (:func:`mirror_align.models.factory.data_facts`)."""
+    if cfg.resize_to is not None:
+        _check_divides("patch_size", cfg.patch_size, cfg.resize_to, "resize_to")
+    if cfg.num_frames < 1:
+        raise UserInputError(f"num_frames: must be >= 1, got {cfg.num_frames}")
     _check_divides("heads", cfg.heads, cfg.width, "width")
     if not 0.0 <= cfg.mask_ratio < 1.0:
         raise UserInputError(f"mask_ratio: must be in [0, 1), got {cfg.mask_ratio}")
@@ -175,16 +192,13 @@ def validate_video_text(cfg: VideoTextConfig) -> None:
 
 
 def validate_policy(cfg: PolicyConfig) -> None:
-    """Raise ``UserInputError`` naming the field when ``cfg`` is inconsistent."""
-    _check_divides("patch_size", cfg.patch_size, cfg.image_size, "image_size")
+    """Raise ``UserInputError`` naming the field when ``cfg`` is inconsistent (the dataset's
+    facts are checked when the model is built, :func:`mirror_align.models.factory.data_facts`)."""
     _check_divides("heads", cfg.heads, cfg.width, "width")
     if abs(360.0 / cfg.rotation_resolution - cfg.rotation_bins) > 1e-6:
         raise UserInputError(f"rotation_resolution: {cfg.rotation_resolution} must divide 360")
-    bounds = cfg.workspace_bounds
-    if len(bounds) != 6 or any(bounds[i] >= bounds[i + 3] for i in range(3)):
-        raise UserInputError(
-            f"workspace_bounds: need (x_min, y_min, z_min, x_max, y_max, z_max) with min < max, got {bounds}"
-        )
+    if cfg.workspace_bounds is not None:
+        check_bounds("workspace_bounds", cfg.workspace_bounds)
     if cfg.lift_grid_step <= 0:
         raise UserInputError(f"lift_grid_step: must be positive, got {cfg.lift_grid_step}")
     if cfg.lift_pool < 1 or cfg.lift_pool % 2 == 0:
@@ -202,7 +216,6 @@ def video_text_preset(name: str) -> VideoTextConfig:
     _check_preset(name)
     if name == "tiny":
         return VideoTextConfig(
-            image_size=32,
             patch_size=8,
             num_frames=4,
             width=32,
@@ -221,7 +234,7 @@ def video_text_preset(name: str) -> VideoTextConfig:
     # 5% of that lr: with a local copy set text.kind="huggingface", text.path, text.lr_scale=0.05.
     # Without one, a learned 12-layer text transformer of CLIP's width stands in.
     return VideoTextConfig(
-        image_size=224,
+        resize_to=224,
         patch_size=16,
         num_frames=8,
         width=768,
@@ -242,7 +255,6 @@ def policy_preset(name: str) -> PolicyConfig:
     _check_preset(name)
     if name == "tiny":
         return PolicyConfig(
-            image_size=32,
             patch_size=8,
             width=32,
             view_depth=1,
@@ -261,7 +273,6 @@ def policy_preset(name: str) -> PolicyConfig:
     # 128 px RGB-D from 4 cameras, batch 96*2, lr 1.25e-5 (LAMB, cosine). The action-head depth is
     # not given in the paper; 4 is our choice.
     return PolicyConfig(
-        image_size=128,
         patch_size=8,
         width=128,
         view_depth=4,

@@ -44,7 +44,7 @@ from torch import nn
 
 from mirror_align.errors import UserInputError
 from mirror_align.models import geometry
-from mirror_align.models.config import PolicyConfig, validate_policy
+from mirror_align.models.config import PolicyConfig, check_bounds, validate_policy
 from mirror_align.models.layers import (
     Block,
     DecoderBlock,
@@ -82,14 +82,14 @@ def fourier_features(x: torch.Tensor, octaves: int = FOURIER_OCTAVES) -> torch.T
 class MultiViewBackbone(nn.Module):
     """Per-view then cross-view attention; also the per-pixel features the heatmaps are read from."""
 
-    def __init__(self, cfg: PolicyConfig, text_width: int) -> None:
+    def __init__(self, cfg: PolicyConfig, text_width: int, image_size: int, num_views: int) -> None:
         super().__init__()
         d, p, c = cfg.width, cfg.patch_size, cfg.heatmap_dim
-        side = cfg.image_size // p
+        side = image_size // p
         self.patch_size = p
         self.patch_embed = nn.Conv2d(6, d, p, p)
         self.patch_position = nn.Parameter(torch.zeros(side * side, d))
-        self.view_embedding = nn.Parameter(torch.zeros(cfg.num_views, 1, d))
+        self.view_embedding = nn.Parameter(torch.zeros(num_views, 1, d))
         self.view_blocks = nn.ModuleList(
             Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.view_depth)
         )
@@ -178,10 +178,10 @@ class HeatmapDecoder(nn.Module):
 class ActionHead(nn.Module):
     """The causal transformer over the 5 action slots and its output heads."""
 
-    def __init__(self, cfg: PolicyConfig) -> None:
+    def __init__(self, cfg: PolicyConfig, num_views: int) -> None:
         super().__init__()
         d, bins = cfg.width, cfg.rotation_bins
-        self.num_views, self.heatmap_dim = cfg.num_views, cfg.heatmap_dim
+        self.num_views, self.heatmap_dim = num_views, cfg.heatmap_dim
         self.start = nn.Parameter(torch.zeros(d))
         self.slot_position = nn.Parameter(torch.zeros(NUM_SLOTS, d))
         self.position_input = nn.Linear(3 + 6 * FOURIER_OCTAVES, d)
@@ -190,7 +190,7 @@ class ActionHead(nn.Module):
             DecoderBlock(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.action_depth)
         )
         self.norm = nn.LayerNorm(d)
-        self.query = nn.Linear(d, cfg.num_views * cfg.heatmap_dim)
+        self.query = nn.Linear(d, num_views * cfg.heatmap_dim)
         self.rotation_heads = nn.ModuleList(nn.Linear(d, bins) for _ in range(3))
         self.gripper_head = nn.Linear(d, 2)
         self.collision_head = nn.Linear(d, 2)
@@ -229,19 +229,35 @@ class ActionHead(nn.Module):
 
 
 class KeyframePolicy(nn.Module):
-    """EE reference model. ``KeyframePolicy(config, instructions)``; ``instructions[i]`` is the text
-    of instruction id ``i`` (the instruction table)."""
+    """EE reference model. ``KeyframePolicy(config, instructions, image_size=S, num_views=V,
+    workspace_bounds=(x_min, y_min, z_min, x_max, y_max, z_max))``; ``instructions[i]`` is the text
+    of instruction id ``i`` (the instruction table). The keywords are facts of the dataset
+    (:func:`mirror_align.models.factory.build_models` reads them from its metadata)."""
 
-    def __init__(self, config: PolicyConfig, instructions: Sequence[str]) -> None:
+    def __init__(
+        self,
+        config: PolicyConfig,
+        instructions: Sequence[str],
+        *,
+        image_size: int,
+        num_views: int,
+        workspace_bounds: Sequence[float],
+    ) -> None:
         super().__init__()
         validate_policy(config)
+        check_bounds("workspace_bounds", tuple(workspace_bounds))
+        if image_size % config.patch_size:
+            raise UserInputError(
+                f"patch_size: {config.patch_size} must divide the image size ({image_size})"
+            )
         self.config = config
+        self.image_size, self.num_views = image_size, num_views
         self.num_instructions = len(instructions)
         self.text = make_text_encoder(config.text, instructions)
-        self.backbone = MultiViewBackbone(config, self.text.token_width)
-        self.head = ActionHead(config)
+        self.backbone = MultiViewBackbone(config, self.text.token_width, image_size, num_views)
+        self.head = ActionHead(config, num_views)
         self.register_buffer(
-            "bounds", torch.tensor(config.workspace_bounds, dtype=torch.float32), persistent=False
+            "bounds", torch.tensor(tuple(workspace_bounds), dtype=torch.float32), persistent=False
         )
 
     @property
@@ -256,20 +272,19 @@ class KeyframePolicy(nn.Module):
     # ------------------------------------------------------------ inputs and targets
 
     def _check(self, batch: Mapping[str, torch.Tensor], need_action: bool = False) -> None:
-        cfg = self.config
         required = REQUIRED_KEYS + (("action",) if need_action else ())
         missing = [k for k in required if k not in batch]
         if missing:
             raise UserInputError(
                 f"batch: missing key(s) {', '.join(missing)} (EE batch, docs/interfaces.md)"
             )
-        want = (cfg.num_views, cfg.image_size, cfg.image_size)
+        want = (self.num_views, self.image_size, self.image_size)
         for key in ("rgb", "points"):
             shape = tuple(batch[key].shape)
             if len(shape) != 5 or shape[1:4] != want or shape[4] != 3:
                 raise UserInputError(
                     f"batch[{key!r}]: expected [B, {want[0]}, {want[1]}, {want[2]}, 3] "
-                    f"(config image_size={cfg.image_size}, num_views={cfg.num_views}), got {shape}"
+                    f"(image_size={self.image_size}, num_views={self.num_views}), got {shape}"
                 )
         if batch["rgb"].dtype != torch.uint8:
             raise UserInputError(f"batch['rgb']: expected uint8, got {batch['rgb'].dtype}")
@@ -309,7 +324,7 @@ class KeyframePolicy(nn.Module):
         action = batch["action"].float()
         uv, z = geometry.project(action[:, None, :3], batch["intrinsics"], batch["extrinsics"])
         uv, z = uv[:, :, 0], z[:, :, 0]
-        s = cfg.image_size
+        s = self.image_size
         visible = geometry.inside_image(uv, z, s, s)
         col = uv[..., 0].floor().clamp(0, s - 1).long()
         row = uv[..., 1].floor().clamp(0, s - 1).long()
@@ -337,7 +352,7 @@ class KeyframePolicy(nn.Module):
         cfg = self.config
         logits = self.heatmap_logits(out[:, 0], enc).flatten(2)  # [B, V, HW]
         heat = geometry.gaussian_heatmaps(
-            target["uv"], cfg.image_size, cfg.image_size, cfg.heatmap_sigma
+            target["uv"], self.image_size, self.image_size, cfg.heatmap_sigma
         ).flatten(2)
         ce = -(heat * logits.log_softmax(-1)).sum(-1)  # [B, V]
         visible = target["visible"].to(ce.dtype)

@@ -12,8 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mirror_align.constants import WORKSPACE_BOUNDS
 from mirror_align.models import geometry
-from mirror_align.models.config import DEFAULT_WORKSPACE_BOUNDS
 
 # Camera centres and look-at points (metres) in the order front, left_shoulder, right_shoulder,
 # wrist; roughly where a tabletop benchmark puts them.
@@ -87,8 +87,8 @@ def random_ee_batch(
     extrinsics = extrinsics.expand(b, v, 4, 4).contiguous()
     depth = 0.6 + 0.8 * torch.rand(b, v, s, s, generator=g)
     points = geometry.backproject(depth, intrinsics, extrinsics)
-    lo = torch.tensor(DEFAULT_WORKSPACE_BOUNDS[:3])
-    hi = torch.tensor(DEFAULT_WORKSPACE_BOUNDS[3:])
+    lo = torch.tensor(WORKSPACE_BOUNDS[:3])
+    hi = torch.tensor(WORKSPACE_BOUNDS[3:])
     # Targets in the inner half of the workspace, where every camera of the rig sees them.
     position = lo + (hi - lo) * (0.25 + 0.5 * torch.rand(b, 3, generator=g))
     quat = geometry.canonical_quaternion(F.normalize(torch.randn(b, 4, generator=g), dim=-1))

@@ -30,9 +30,9 @@ from mirror_align.models.text import make_text_encoder, param_groups_with_text
 class VideoEncoder(nn.Module):
     """``[B, 3, T, H, W]`` normalised frames -> class token ``u [B, width]`` after the final norm."""
 
-    def __init__(self, cfg: VideoTextConfig) -> None:
+    def __init__(self, cfg: VideoTextConfig, image_size: int) -> None:
         super().__init__()
-        side = cfg.image_size // cfg.patch_size
+        side = image_size // cfg.patch_size
         p = cfg.patch_size
         self.patch_embed = nn.Conv3d(3, cfg.width, (1, p, p), (1, p, p), bias=False)
         # Row 0 belongs to the class token, rows 1.. to the patches (row-major), as in ViCLIP.
@@ -66,15 +66,24 @@ class VideoEncoder(nn.Module):
 
 
 class VideoTextModel(nn.Module):
-    """AU reference model. ``VideoTextModel(config, instructions)``; ``instructions[i]`` is the text
-    of instruction id ``i`` (the instruction table)."""
+    """AU reference model. ``VideoTextModel(config, instructions, image_size=S)``;
+    ``instructions[i]`` is the text of instruction id ``i`` (the instruction table) and ``S`` the
+    dataset's frame side in pixels. The encoder works at ``config.resize_to`` when set, else at S."""
 
-    def __init__(self, config: VideoTextConfig, instructions: Sequence[str]) -> None:
+    def __init__(
+        self, config: VideoTextConfig, instructions: Sequence[str], *, image_size: int
+    ) -> None:
         super().__init__()
         validate_video_text(config)
+        # The side the encoder works at: clips of another size are resized to it.
+        self.image_size = config.resize_to or image_size
+        if self.image_size % config.patch_size:
+            raise UserInputError(
+                f"patch_size: {config.patch_size} must divide the frame side ({self.image_size})"
+            )
         self.config = config
         self.num_instructions = len(instructions)
-        self.video = VideoEncoder(config)
+        self.video = VideoEncoder(config, self.image_size)
         self.text = make_text_encoder(config.text, instructions)
         # As ViCLIP's `proj`, a bias-free linear map; weight = proj.T.
         self.video_proj = nn.Linear(config.width, config.embed_dim, bias=False)
@@ -98,7 +107,7 @@ class VideoTextModel(nn.Module):
         """uint8 ``[B, T, H, W, 3]`` -> normalised float ``[B, 3, num_frames, S, S]``.
 
         T is resampled uniformly to ``num_frames`` (indices ``linspace(0, T-1)`` rounded, so a
-        shorter clip repeats frames) and frames are resized bilinearly to ``image_size``.
+        shorter clip repeats frames) and frames are resized bilinearly to the working side S.
         """
         if video.ndim != 5 or video.shape[-1] != 3 or video.dtype != torch.uint8:
             raise UserInputError(
@@ -114,8 +123,8 @@ class VideoTextModel(nn.Module):
         x = (x - self.pixel_mean) / self.pixel_std
         b, t, h, w, _ = x.shape
         x = x.permute(0, 1, 4, 2, 3)  # [B, T, 3, H, W]
-        if (h, w) != (cfg.image_size, cfg.image_size):
-            size = (cfg.image_size, cfg.image_size)
+        if (h, w) != (self.image_size, self.image_size):
+            size = (self.image_size, self.image_size)
             x = F.interpolate(x.reshape(b * t, 3, h, w), size=size, mode="bilinear")
             x = x.view(b, t, 3, *size)
         return x.transpose(1, 2)
@@ -215,7 +224,7 @@ def viclip_vision_state_dict(
 
         cfg = video_text_preset("paper")       # ViT-B/16; for ViT-L/14 set width=1024, depth=24,
                                                # heads=16, patch_size=14, embed_dim=768
-        model = VideoTextModel(cfg, instructions)
+        model = VideoTextModel(cfg, instructions, image_size=224)
         raw = torch.load("path/to/viclip.pth", map_location="cpu", weights_only=True)
         # If the file nests the weights (e.g. under "model"), pass that inner dict instead.
         load_viclip_vision(model, raw)         # raises on a missing key or a shape mismatch
@@ -284,7 +293,7 @@ def load_viclip_vision(
         if tuple(mapped[key].shape) != tuple(own[key].shape):
             raise UserInputError(
                 f"ViCLIP checkpoint: {key} has shape {tuple(mapped[key].shape)}, the config needs "
-                f"{tuple(own[key].shape)}; set image_size/patch_size/num_frames/width/depth/"
+                f"{tuple(own[key].shape)}; set resize_to/patch_size/num_frames/width/depth/"
                 "embed_dim to the checkpoint's"
             )
     result = model.load_state_dict({k: mapped[k] for k in wanted}, strict=False)

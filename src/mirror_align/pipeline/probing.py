@@ -30,7 +30,6 @@ from tqdm import tqdm
 
 from mirror_align.align.probe import ProbeConfig, fit_probe, probe, probe_subsets
 from mirror_align.atomic import atomic_path
-from mirror_align.config.experiment import experiment_from_dict
 from mirror_align.data.schema import SPLITS
 from mirror_align.errors import UserInputError
 from mirror_align.eval.features import (
@@ -39,9 +38,8 @@ from mirror_align.eval.features import (
     au_representations,
     ee_representations,
 )
-from mirror_align.eval.loading import load_run, resolve_checkpoint
+from mirror_align.eval.loading import load_run, resolve_checkpoint, run_from_config
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics, read_metrics
-from mirror_align.models.factory import build_models
 from mirror_align.train.checkpoint import list_checkpoints, load_config
 
 # along_training.jsonl metric name -> ProbeResult field.
@@ -114,8 +112,7 @@ def load_module(run_dir: str | Path, step: int | None, kind: str) -> nn.Module:
                 f"{run_dir}: no complete checkpoint (train it first with `mirror-align train`)"
             )
         meta = load_config(found[0][1])
-        config = experiment_from_dict(meta["experiment"], where=str(found[0][1] / "config.json"))
-        modules = build_models(config, meta["instructions"], meta["method"])
+        _, _, modules = run_from_config(meta, str(found[0][1] / "config.json"))
         method = meta["method"]
     else:
         run = load_run(run_dir, step)

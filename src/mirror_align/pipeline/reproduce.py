@@ -17,7 +17,7 @@ from typing import Any
 
 from mirror_align.atomic import write_json_atomic
 from mirror_align.config import config_to_dict
-from mirror_align.config.experiment import ExperimentConfig, loop_steps_count
+from mirror_align.config.experiment import ExperimentConfig, loop_steps
 from mirror_align.errors import UserInputError
 from mirror_align.eval.metrics_log import read_metrics
 from mirror_align.train.checkpoint import latest_checkpoint
@@ -52,7 +52,7 @@ class RunSpec:
         train = base.train
         if self.group == "main" and self.seed == base.seed and self.method in ("au", "ee"):
             # Keep checkpoints along training for probing the baselines (Fig. 3 left).
-            every = max(1, loop_steps_count(base, self.method) // PROBE_CHECKPOINTS)
+            every = max(1, len(loop_steps(base, self.method)) // PROBE_CHECKPOINTS)
             train = replace(train, checkpoint_every=every, keep_checkpoints=0)
         return replace(base, seed=self.seed, align=align, train=train)
 
@@ -126,7 +126,7 @@ def ensure_dataset(config: ExperimentConfig, workers: int, log: Callable[[str], 
     from mirror_align.data.verify import verify_dataset
     from mirror_align.sim import TASK_NAMES
 
-    tasks = config.data.tasks or list(TASK_NAMES)
+    tasks = config.data.generate_tasks or list(TASK_NAMES)
     for split, count in config.data.episodes_per_task.items():
         result = generate(
             config.data.path,
@@ -148,8 +148,6 @@ def ensure_dataset(config: ExperimentConfig, workers: int, log: Callable[[str], 
 
 def run_is_complete(run_dir: Path, config: ExperimentConfig, method: str) -> bool:
     """Whether the run's last checkpoint is at its final step."""
-    from mirror_align.train.trainer import loop_steps
-
     folder = latest_checkpoint(run_dir)
     if folder is None:
         return False

@@ -3,7 +3,8 @@
 Layout of a run folder::
 
     RUN/checkpoints/step_00000100/weights.safetensors   every module's tensors, keys "<module>.<param>"
-    RUN/checkpoints/step_00000100/config.json           the config the run was made with
+    RUN/checkpoints/step_00000100/config.json           method, experiment config, instruction table and
+                                                        the dataset facts the models were sized from
     RUN/checkpoints/step_00000100/train_state.pt        optimizer, scheduler, RNG states, step
     RUN/checkpoints/latest.json                         names the last *complete* checkpoint
 

@@ -16,7 +16,7 @@ from mirror_align.atomic import write_text_atomic
 class RunLog:
     """Append step records to JSONL and TensorBoard."""
 
-    def __init__(self, run_dir: str | Path, enabled: bool = True) -> None:
+    def __init__(self, run_dir: str | Path, *, enabled: bool = True) -> None:
         self.path = Path(run_dir) / "train_log.jsonl"
         self.enabled = enabled
         self._tb = None
