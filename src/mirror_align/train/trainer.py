@@ -30,6 +30,7 @@ from mirror_align.config.experiment import ExperimentConfig, is_au_step
 from mirror_align.data.loaders import AUClipDataset, EEKeyframeDataset, collate
 from mirror_align.data.paired import PairedBatchSampler
 from mirror_align.errors import UserInputError
+from mirror_align.eval.offline import TrainingKeyframeMetrics
 from mirror_align.models.factory import build_models
 from mirror_align.train.checkpoint import (
     capture_rng_state,
@@ -209,6 +210,7 @@ def train(
         }
     meta = run_config_dict(config, method, instructions)
     pairing_key = key_field(config.align.pairing)
+    keyframes = TrainingKeyframeMetrics.for_run(config, run_dir, method, ctx.is_main)
 
     def checkpoint(iteration: int) -> None:
         if ctx.is_main:
@@ -269,6 +271,8 @@ def train(
         last = iteration == len(schedule) - 1
         if (iteration + 1) % config.train.checkpoint_every == 0 or last:
             checkpoint(iteration + 1)
+        if keyframes is not None and keyframes.due(iteration, len(schedule)):
+            keyframes.run(modules["ee"], step + 1)
     bar.close()
     log.close()
     seconds = time.perf_counter() - start
