@@ -27,7 +27,12 @@ from mirror_align.atomic import write_json_atomic
 from mirror_align.constants import RECOGNITION, SUCCESS
 from mirror_align.data.reader import DatasetReader
 from mirror_align.errors import UserInputError
-from mirror_align.eval.failure_analysis import FAILURE_KINDS, failure_counts
+from mirror_align.eval.failure_analysis import (
+    FAILURE_KINDS,
+    ROLLOUT_EPISODES,
+    failure_counts,
+    failure_metric,
+)
 from mirror_align.eval.loading import LoadedRun, load_run
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics
 from mirror_align.eval.offline import (
@@ -45,13 +50,6 @@ from mirror_align.eval.rollout import (
     run_rollouts,
     success_by_task,
 )
-
-ROLLOUT_EPISODES = "rollout_episodes"
-
-
-def failure_metric(kind: str) -> str:
-    """The metric name of the count of failed rollouts of ``kind``."""
-    return f"failures_{kind}"
 
 
 @dataclass

@@ -37,8 +37,15 @@ FAILURE_KINDS: tuple[str, ...] = (
     "planner",
     "timeout",
 )
+# metrics.jsonl names of the rollout counts, per task and evaluation seed (eval/evaluate.py).
+ROLLOUT_EPISODES = "rollout_episodes"
 POSITION_TOLERANCE_CM = 2.0
 ROTATION_TOLERANCE_DEGREES = 10.0
+
+
+def failure_metric(kind: str) -> str:
+    """The metric name of the count of failed rollouts of ``kind`` (``failures_<kind>``)."""
+    return f"failures_{kind}"
 
 
 @dataclass(frozen=True)
