@@ -143,7 +143,10 @@ class DatasetMeta:
         return sorted(row.variation for row in self.instructions if row.task == task)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["tool_frame_rotation"] is None:  # readable by versions without the tool frame
+            del data["tool_frame_rotation"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = META_FILE) -> DatasetMeta:
