@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -159,3 +160,50 @@ def test_rollouts_record_failure_analysis_and_episode_counts(sim_ee_run, capsys)
         failed = sum(not r["success"] for r in rollouts if r["task"] == task)
         assert sum(last[(task, f"failures_{k}")] for k in FAILURE_KINDS) == failed
     assert last[("all", "rollout_episodes")] == 2
+
+
+class _ExpertInToolFrame:
+    """A stand-in policy that plays the scripted expert's plan expressed in tool frame ``emit``,
+    and checks that the proprio it is given is in frame ``expect``: the roller must convert both
+    ways."""
+
+    def __init__(self, roller, task, emit, expect):
+        self.roller, self.task, self.emit, self.expect, self.plan = roller, task, emit, expect, []
+        self.reached = []  # degrees between the gripper and the previous keyframe's orientation
+
+    def predict(self, batch):
+        from mirror_align.data.tool_frame import to_tool_frame
+        from mirror_align.sim import action_to_array
+
+        env = self.roller.envs[self.task]
+        if env.keyframe_count == 0:  # right after reset: the plan of this scene
+            self.plan = [action_to_array(a) for a in env.expert_keyframes()]
+        raw = env._observation()["proprio"]
+        proprio = torch.from_numpy(to_tool_frame(raw, self.expect))
+        assert torch.allclose(batch["proprio"][0], proprio, atol=1e-5)
+        step = min(env.keyframe_count, len(self.plan) - 1)
+        if step > 0:
+            dot = abs(float(np.dot(raw[3:7], self.plan[step - 1][3:7])))
+            self.reached.append(float(np.degrees(2 * np.arccos(min(1.0, dot)))))
+        return torch.from_numpy(to_tool_frame(self.plan[step], self.emit))[None]
+
+
+def test_rollouts_undo_the_tool_frame_before_the_env_sees_an_action(sim_ee_run):
+    from dataclasses import replace
+
+    from mirror_align.eval.rollout import _Roller, plan_rollouts
+
+    frame = (0.0, -float(np.sqrt(0.5)), 0.0, float(np.sqrt(0.5)))
+    job = plan_rollouts(["open_drawer"], 1, 1, "test", frame)[0]
+    roller = _Roller(str(sim_ee_run), None, 25, None, 0)
+    try:
+        roller.policy = _ExpertInToolFrame(roller, "open_drawer", frame, frame)
+        played = roller(job)
+        assert played.success, played.failure_detail
+        assert roller.policy.reached and max(roller.policy.reached) < 5.0  # expert's orientations
+        # The same tool-frame actions, read by a roller told there is no tool frame: 90 deg off.
+        roller.policy = _ExpertInToolFrame(roller, "open_drawer", frame, None)
+        roller(replace(job, tool_frame=None))
+        assert min(roller.policy.reached) > 60.0
+    finally:
+        roller.close()

@@ -87,19 +87,19 @@ def skipped_line(skipped: dict[str, str]) -> str:
     return f"rollouts skipped for {len(skipped)} task(s): " + "; ".join(parts) if parts else ""
 
 
-def _check_tool_frame(run: LoadedRun, data_path: str) -> None:
-    """The policy learnt in its training dataset's tool frame; another dataset must share it."""
-    if Path(data_path).resolve() == Path(run.config.data.path).resolve():
-        return
-    if not Path(run.config.data.path).is_dir():
-        return  # the training data moved; the evaluated dataset's frame is all there is
-    trained = DatasetReader(run.config.data.path).meta.tool_frame_rotation
+def _tool_frame(run: LoadedRun, data_path: str) -> list[float] | None:
+    """The tool frame the policy learnt in: its training dataset's (the evaluated dataset's when
+    the training data is gone). Raises ``UserInputError`` when the two datasets disagree."""
     evaluated = DatasetReader(data_path).meta.tool_frame_rotation
+    if not Path(run.config.data.path).is_dir():
+        return evaluated
+    trained = DatasetReader(run.config.data.path).meta.tool_frame_rotation
     if trained != evaluated:
         raise UserInputError(
             f"--data {data_path}: tool_frame_rotation {evaluated} differs from {trained} of the "
             f"run's training data {run.config.data.path}; the policy's rotations would be misread"
         )
+    return trained
 
 
 def _recognition(run, data_path, split, tasks, summary, out_dir) -> None:
@@ -142,7 +142,9 @@ def _rollouts(run, tasks, split, options: dict, summary, out_dir, progress) -> N
     if not runnable:
         return
     cfg = run.config
-    jobs = plan_rollouts(runnable, options["episodes"], options["seeds"], split)
+    jobs = plan_rollouts(
+        runnable, options["episodes"], options["seeds"], split, options["tool_frame"]
+    )
     videos = options["save_videos"]
     rollouts = run_rollouts(
         run.run_dir,
@@ -213,7 +215,7 @@ def evaluate_run(
     if "au" in run.modules:
         _recognition(run, data_path, split, tasks, summary, out_dir)
     if "ee" in run.modules:
-        _check_tool_frame(run, data_path)
+        tool_frame = _tool_frame(run, data_path)
         _keyframes(run, data_path, split, tasks, summary)
         episodes = cfg.eval.episodes_per_task if episodes_per_task is None else episodes_per_task
         seeds = cfg.eval.eval_seeds if eval_seeds is None else eval_seeds
@@ -224,6 +226,7 @@ def evaluate_run(
                 "seeds": seeds,
                 "workers": workers,
                 "save_videos": save_videos,
+                "tool_frame": tool_frame,
             }
             _rollouts(run, tasks, split, options, summary, out_dir, progress)
     append_metrics(run_dir / "metrics.jsonl", summary.records)

@@ -40,6 +40,9 @@ class RolloutJob:
     index: int  # episode index within (task, eval_seed)
     seed: int  # scene seed
     variation: int
+    # The policy's tool frame (xyzw; None: identity): that of its training dataset, which
+    # evaluate resolves once (mirror_align.data.tool_frame).
+    tool_frame: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -88,9 +91,14 @@ def rollout_skip_reason(
 
 
 def plan_rollouts(
-    tasks: list[str], episodes_per_task: int, eval_seeds: int, split: str = "test"
+    tasks: list[str],
+    episodes_per_task: int,
+    eval_seeds: int,
+    split: str = "test",
+    tool_frame: Sequence[float] | None = None,
 ) -> list[RolloutJob]:
-    """Every rollout of an evaluation on ``split``'s seed range, in a fixed order."""
+    """Every rollout of an evaluation on ``split``'s seed range, in a fixed order; the policy reads
+    orientations in ``tool_frame`` (xyzw, None: identity)."""
     from mirror_align.data.generate import SPLIT_SEED_BASE, TASK_SEED_STRIDE
     from mirror_align.sim import TASK_NAMES, get_task
 
@@ -99,14 +107,14 @@ def plan_rollouts(
     if episodes_per_task < 1 or eval_seeds < 1:
         raise UserInputError("--episodes-per-task and --eval-seeds must be >= 1")
     jobs = []
+    frame = None if tool_frame is None else tuple(float(x) for x in tool_frame)
     for task in tasks:
         base = SPLIT_SEED_BASE[split] + TASK_SEED_STRIDE * TASK_NAMES.index(task)
         variations = get_task(task).variation_count
         for s in range(eval_seeds):
             for i in range(episodes_per_task):
-                jobs.append(
-                    RolloutJob(task, s, i, base + s * episodes_per_task + i, i % variations)
-                )
+                seed = base + s * episodes_per_task + i
+                jobs.append(RolloutJob(task, s, i, seed, i % variations, frame))
     return jobs
 
 
@@ -136,7 +144,6 @@ class _Roller:
     def __init__(
         self, run_dir: str, step: int | None, max_steps: int, video_dir: str | None, videos: int
     ) -> None:
-        from mirror_align.data.writer import load_meta
         from mirror_align.eval.loading import load_run
 
         run = load_run(run_dir, step)
@@ -144,7 +151,6 @@ class _Roller:
             raise UserInputError(f"{run_dir}: method {run.method!r} has no EE policy to roll out")
         self.policy = run.modules["ee"]
         self.instruction_ids = {text: i for i, text in enumerate(run.instructions)}
-        self.tool_frame = load_meta(Path(run.config.data.path)).tool_frame_rotation
         self.image_size = run.config.ee.image_size
         self.max_steps = max_steps
         self.video_dir = Path(video_dir) if video_dir else None
@@ -164,9 +170,9 @@ class _Roller:
         success, steps, reason, taken = False, 0, "", []
         while steps < self.max_steps:
             steps += 1
-            obs["proprio"] = to_tool_frame(obs["proprio"], self.tool_frame)
+            obs["proprio"] = to_tool_frame(obs["proprio"], job.tool_frame)
             action = self.policy.predict(observation_batch(obs, instruction))[0].numpy()
-            action = from_tool_frame(action, self.tool_frame)
+            action = from_tool_frame(action, job.tool_frame)
             taken.append(action)
             obs, _, terminated, truncated, info = env.step(array_to_action(action))
             success = bool(info["success"])
