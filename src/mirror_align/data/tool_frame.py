@@ -123,16 +123,20 @@ def suggest_tool_frame(quaternions: np.ndarray) -> list[float]:
     return [round(float(x), 4) for x in inverse / np.linalg.norm(inverse)]
 
 
-def dataset_orientations(root: str | Path) -> np.ndarray:
-    """Every recorded orientation of a dataset folder, ``[N, 4]`` xyzw in its *raw* frame: the
-    proprio and action quaternions of every episode (reads only those small arrays)."""
+def dataset_orientations(root: str | Path, max_episodes: int = 200) -> np.ndarray:
+    """Recorded orientations of a dataset folder, ``[N, 4]`` xyzw in its *raw* frame: the proprio
+    and action quaternions of every episode, or of ``max_episodes`` spread evenly over the index
+    (reads only those small arrays, so `dataset info` stays fast on large datasets)."""
     import h5py
 
     from mirror_align.data.reader import DatasetReader
 
     reader = DatasetReader(root)
+    entries = [reader.entries[k] for k in sorted(reader.entries)]
+    if len(entries) > max_episodes:
+        entries = [entries[i] for i in np.linspace(0, len(entries) - 1, max_episodes).astype(int)]
     parts = [np.zeros((0, 4))]
-    for entry in reader.entries.values():
+    for entry in entries:
         with h5py.File(reader.path(entry), "r") as f:
             parts.append(np.asarray(f["obs/proprio"][()], np.float64).reshape(-1, 8)[:, 3:7])
             parts.append(np.asarray(f["actions"][()], np.float64).reshape(-1, 9)[:, 3:7])
