@@ -217,8 +217,8 @@ def test_documented_example_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert verify_dataset(tmp_path / "my_robot_dataset")[0] == []
     reader = DatasetReader(tmp_path / "my_robot_dataset")
-    assert reader.meta.tasks == ["wipe_table", "stack_cups"] and len(reader.entries) == 6
-    assert "6 episodes" in result.stdout
+    assert reader.meta.tasks == ["wipe_table", "stack_cups"] and len(reader.entries) == 9
+    assert "9 episodes" in result.stdout
 
 
 def test_demo_that_failed_before_its_first_keyframe_is_kept(tmp_path):

@@ -52,7 +52,9 @@ def test_evaluate_writes_per_task_metrics_and_episode_outcomes(tiny_mn_run):
     for task in ("open_drawer", "push_buttons", "all"):
         assert (task, "recognition_accuracy", 0) in keys
         assert (task, "success_rate", 0) in keys and (task, "success_rate", 1) in keys
-    assert all(0.0 <= r.value <= 1.0 and r.step == 5 and r.split == "test" for r in records)
+    assert all(r.step == 5 and r.split == "test" for r in records)
+    rates = [r for r in records if r.metric in ("recognition_accuracy", "success_rate")]
+    assert all(0.0 <= r.value <= 1.0 for r in rates)
     rollouts = json.loads((tiny_mn_run / "eval" / "rollouts_test_step5.json").read_text())
     assert len(rollouts) == 4 and all(1 <= r["steps"] <= 25 for r in rollouts)
     recognition = json.loads((tiny_mn_run / "eval" / "recognition_test_step5.json").read_text())

@@ -74,11 +74,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.dataset_command == "info":
+        from mirror_align.data.tool_frame import singularity_warning
+
         summary = DatasetReader(args.dir).summary()
+        warning = singularity_warning(args.dir)  # Euler singularity of the rotation tokens
         if args.json:
-            print(json.dumps(summary, indent=2))
+            print(json.dumps({**summary, "warnings": [warning] if warning else []}, indent=2))
         else:
             _print_info(summary)
+            if warning:
+                print(warning)
         return 0
     from tqdm import tqdm
 

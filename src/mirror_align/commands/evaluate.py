@@ -1,19 +1,37 @@
-"""`mirror-align evaluate RUN`: recognition accuracy and rollout success, into RUN/metrics.jsonl."""
+"""`mirror-align evaluate RUN`: recognition accuracy, offline keyframe metrics and rollout success
+(what applies to the run's dataset), into RUN/metrics.jsonl."""
 
 from __future__ import annotations
 
 import argparse
 
 NAME = "evaluate"
-HELP = "evaluate a trained run: AU recognition (Table 1) and EE rollout success (Table 2)"
+HELP = (
+    "evaluate a trained run: AU recognition (Table 1), EE offline keyframe metrics (any dataset) "
+    "and rollout success in MirrorBench (Table 2)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run folder made by `mirror-align train`")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-    parser.add_argument(
-        "--episodes-per-task", type=int, default=None, help="rollouts per task and seed"
+    rollouts = parser.add_mutually_exclusive_group()
+    rollouts.add_argument(
+        "--episodes-per-task",
+        "--rollouts",
+        dest="episodes_per_task",
+        type=int,
+        default=None,
+        help="rollouts per task and evaluation seed (default: the run's eval.episodes_per_task; "
+        "0: none)",
+    )
+    rollouts.add_argument(
+        "--no-rollouts",
+        dest="episodes_per_task",
+        action="store_const",
+        const=0,
+        help="run no rollouts (same as --rollouts 0)",
     )
     parser.add_argument(
         "--eval-seeds", type=int, default=None, help="evaluation seeds (mean ± std)"

@@ -114,6 +114,9 @@ class TrainConfig:
     keep_checkpoints: int = 0
     # torch threads per process (0: leave torch's default).
     threads: int = 0
+    # Offline keyframe metrics of the EE on val every this many steps, into metrics.jsonl and
+    # TensorBoard (mirror_align.eval.offline; seconds each); 0 disables.
+    keyframe_metrics_every: int = 0
 
 
 @dataclass

@@ -31,6 +31,7 @@ from mirror_align.data.geometry import (
     yaw_transform,
 )
 from mirror_align.data.reader import DatasetReader
+from mirror_align.data.tool_frame import to_tool_frame
 from mirror_align.errors import UserInputError
 
 AUGMENT_TRANSLATION = 0.125  # metres, per axis (ARP/PerAct)
@@ -259,6 +260,14 @@ class EEKeyframeDataset(_EpisodeDataset):
             [(p, k) for p, entry in enumerate(self.entries) for k in range(entry["num_keyframes"])],
             dtype=np.int64,
         ).reshape(-1, 2)
+
+    def _load(self, entry: dict[str, Any]) -> dict[str, np.ndarray]:
+        # Orientations in the dataset's tool frame (docs/dataset.md), once per episode read.
+        arrays = super()._load(entry)
+        rotation = self.meta.tool_frame_rotation
+        for name in ("obs/proprio", "actions"):
+            arrays[name] = to_tool_frame(arrays[name], rotation)
+        return arrays
 
     def __len__(self) -> int:
         return int(self.samples.shape[0])

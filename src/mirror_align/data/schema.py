@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mirror_align.data.tool_frame import check_rotation
 from mirror_align.errors import UserInputError
 
 FORMAT_NAME = "mirror-align-dataset"
@@ -58,6 +59,9 @@ class DatasetMeta:
     video_frames: int | None = None  # frames per AU video; None allows any length per episode
     depth_dtype: str = "float16"  # how depth (metres) is stored: float16 (~1 mm at 2 m) or float32
     workspace_bounds: list[list[float]] | None = None  # rows x, y, z; columns low, high (m)
+    # Rotation xyzw from the recorded hand frame to the policy's tool frame (None: identity);
+    # applied to every orientation at load, undone at decode (mirror_align.data.tool_frame).
+    tool_frame_rotation: list[float] | None = None
     source: str = "user"  # "mirrorbench", "rlbench" or anything a user chooses
     config: dict[str, Any] = field(default_factory=dict)  # the config/arguments that created it
     history: list[dict[str, Any]] = field(default_factory=list)  # configs of later appends
@@ -98,6 +102,10 @@ class DatasetMeta:
             )
         if self.video_frames is not None and self.video_frames < 1:
             raise UserInputError("dataset meta: video_frames must be >= 1 or null")
+        if self.tool_frame_rotation is not None:  # tool frame (issue 13.3)
+            self.tool_frame_rotation = check_rotation(
+                self.tool_frame_rotation, "dataset meta: tool_frame_rotation"
+            )
         seen: set[tuple[str, int]] = set()
         for i, row in enumerate(self.instructions):
             if row.instruction_id != i:
@@ -135,7 +143,10 @@ class DatasetMeta:
         return sorted(row.variation for row in self.instructions if row.task == task)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["tool_frame_rotation"] is None:  # readable by versions without the tool frame
+            del data["tool_frame_rotation"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = META_FILE) -> DatasetMeta:
@@ -150,7 +161,8 @@ class DatasetMeta:
 
     def compatible_with(self, other: DatasetMeta) -> str | None:
         """The name of the first field that differs in a way that makes appending unsafe, else None."""
-        for name in ("tasks", "cameras", "image_size", "video_frames", "depth_dtype"):
+        names = ("tasks", "cameras", "image_size", "video_frames", "depth_dtype")
+        for name in (*names, "tool_frame_rotation"):
             if getattr(self, name) != getattr(other, name):
                 return name
         if [dataclasses.astuple(r) for r in self.instructions] != [

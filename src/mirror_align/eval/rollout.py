@@ -4,6 +4,13 @@ Evaluation seed ``s`` rolls out, for each task, ``episodes_per_task`` scenes of 
 (episode i: variation ``i % n_variations``, scene seed ``split base + s * episodes_per_task + i``),
 so seed 0 uses exactly the scenes of the generated split and later seeds use fresh scenes of it.
 Each rollout runs at most ``max_steps`` keyframe steps. Worker processes each load the policy once.
+
+The policy reads the instruction by its text's row in the run's own instruction table (so a run
+trained on a dataset whose table is not MirrorBench's is rolled out only on tasks whose MirrorBench
+instructions it knows, :func:`rollout_skip_reason`), and orientations in its training dataset's
+tool frame (:mod:`mirror_align.data.tool_frame`), converted back before the env sees them. Each
+failed rollout is diagnosed against the scripted expert's plan for the same scene
+(:mod:`mirror_align.eval.failure_analysis`).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.util
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,7 +26,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mirror_align.data.tool_frame import from_tool_frame, to_tool_frame
 from mirror_align.errors import UserInputError
+from mirror_align.eval.failure_analysis import diagnose
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,9 @@ class RolloutJob:
     index: int  # episode index within (task, eval_seed)
     seed: int  # scene seed
     variation: int
+    # The policy's tool frame (xyzw; None: identity): that of its training dataset, which
+    # evaluate resolves once (mirror_align.data.tool_frame).
+    tool_frame: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -45,12 +58,47 @@ class RolloutRecord:
     success: bool
     steps: int  # keyframe steps taken
     failure_reason: str
+    # Failure analysis (mirror_align.eval.failure_analysis): the first keyframe that left the
+    # scripted expert's plan for the same scene (-1: none did) and how; "" for successes.
+    first_bad_keyframe: int = -1
+    failure_kind: str = ""
+    failure_detail: str = ""
+
+
+def rollout_skip_reason(
+    task: str, instructions: Sequence[str], cameras: Sequence[str]
+) -> str | None:
+    """Why ``task`` cannot be rolled out in MirrorBench by a run with the instruction table
+    ``instructions`` trained on a dataset with ``cameras``; None when it can.
+
+    A rollout needs MirrorBench to implement the task, the dataset's cameras to be MirrorBench's
+    (the policy reads them in that order), and every MirrorBench instruction of the task to be in
+    the run's table (the policy reads an instruction by its row; a user dataset that reuses a task
+    name with its own wording has no row for MirrorBench's).
+    """
+    from mirror_align.sim import CAMERAS, TASK_NAMES, instruction_table, is_implemented
+
+    if task not in TASK_NAMES:
+        return "not a MirrorBench task"
+    if not is_implemented(task):
+        return "not implemented in MirrorBench"
+    if list(cameras) != list(CAMERAS):
+        return f"the dataset's cameras are not MirrorBench's {', '.join(CAMERAS)}"
+    known = set(instructions)
+    if any(text not in known for _, name, _, text in instruction_table() if name == task):
+        return "the run's instruction table lacks MirrorBench's instructions for it"
+    return None
 
 
 def plan_rollouts(
-    tasks: list[str], episodes_per_task: int, eval_seeds: int, split: str = "test"
+    tasks: list[str],
+    episodes_per_task: int,
+    eval_seeds: int,
+    split: str = "test",
+    tool_frame: Sequence[float] | None = None,
 ) -> list[RolloutJob]:
-    """Every rollout of an evaluation on ``split``'s seed range, in a fixed order."""
+    """Every rollout of an evaluation on ``split``'s seed range, in a fixed order; the policy reads
+    orientations in ``tool_frame`` (xyzw, None: identity)."""
     from mirror_align.data.generate import SPLIT_SEED_BASE, TASK_SEED_STRIDE
     from mirror_align.sim import TASK_NAMES, get_task
 
@@ -59,14 +107,14 @@ def plan_rollouts(
     if episodes_per_task < 1 or eval_seeds < 1:
         raise UserInputError("--episodes-per-task and --eval-seeds must be >= 1")
     jobs = []
+    frame = None if tool_frame is None else tuple(float(x) for x in tool_frame)
     for task in tasks:
         base = SPLIT_SEED_BASE[split] + TASK_SEED_STRIDE * TASK_NAMES.index(task)
         variations = get_task(task).variation_count
         for s in range(eval_seeds):
             for i in range(episodes_per_task):
-                jobs.append(
-                    RolloutJob(task, s, i, base + s * episodes_per_task + i, i % variations)
-                )
+                seed = base + s * episodes_per_task + i
+                jobs.append(RolloutJob(task, s, i, seed, i % variations, frame))
     return jobs
 
 
@@ -102,6 +150,7 @@ class _Roller:
         if "ee" not in run.modules:
             raise UserInputError(f"{run_dir}: method {run.method!r} has no EE policy to roll out")
         self.policy = run.modules["ee"]
+        self.instruction_ids = {text: i for i, text in enumerate(run.instructions)}
         self.image_size = run.facts.image_size
         self.max_steps = max_steps
         self.video_dir = Path(video_dir) if video_dir else None
@@ -110,23 +159,29 @@ class _Roller:
 
     @torch.no_grad()
     def __call__(self, job: RolloutJob) -> RolloutRecord:
-        from mirror_align.sim import array_to_action, make_env
+        from mirror_align.sim import action_to_array, array_to_action, make_env
 
         if job.task not in self.envs:
             self.envs[job.task] = make_env(job.task, image_size=self.image_size)
         env = self.envs[job.task]
         obs, info = env.reset(seed=job.seed, options={"variation": job.variation})
-        instruction = int(info["instruction_id"])
-        success, steps, reason = False, 0, ""
+        expert = np.array([action_to_array(a) for a in env.expert_keyframes()]).reshape(-1, 9)
+        instruction = self.instruction_ids[info["instruction"]]
+        success, steps, reason, taken = False, 0, "", []
         while steps < self.max_steps:
             steps += 1
+            obs["proprio"] = to_tool_frame(obs["proprio"], job.tool_frame)
             action = self.policy.predict(observation_batch(obs, instruction))[0].numpy()
+            action = from_tool_frame(action, job.tool_frame)
+            taken.append(action)
             obs, _, terminated, truncated, info = env.step(array_to_action(action))
             success = bool(info["success"])
             if terminated or truncated:
                 break
+        diagnosis = None
         if not success:
             reason = info.get("failure_reason") or "not solved within the step budget"
+            diagnosis = diagnose(np.array(taken), expert, info.get("failure_reason"))
         if self.video_dir is not None and job.index < self.videos and job.eval_seed == 0:
             import imageio.v2 as imageio
 
@@ -143,6 +198,9 @@ class _Roller:
             success,
             steps,
             reason,
+            diagnosis.keyframe if diagnosis else -1,
+            diagnosis.kind if diagnosis else "",
+            diagnosis.detail if diagnosis else "",
         )
 
     def close(self) -> None:

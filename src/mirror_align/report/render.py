@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mirror_align.atomic import write_bytes_atomic, write_text_atomic
+from mirror_align.report import keyframes as ee_diagnostics  # issue 11.7-11.9 (byod)
 from mirror_align.report import plots
 from mirror_align.report.inputs import ReportInputs, load_inputs
 from mirror_align.report.tables import (
@@ -39,6 +40,7 @@ FIGURES = {
     "fig3_right": plots.fig3_right,
     "fig6_tsne": plots.fig6,
     "training_curves": plots.training_curves,
+    "keyframe_curve": ee_diagnostics.keyframe_curve,  # issue 11.7 (byod)
 }
 
 
@@ -192,7 +194,8 @@ def build_sections(inputs: ReportInputs, figures: dict[str, bytes | Missing]) ->
     if inputs.config is not None:
         config.add("`config.json`:")
         config.add(json.dumps(inputs.config, indent=2), "pre")
-    return [summary, t1, t2, t3, f3l, f3r, f6, beyond, curves, per_seed, config]
+    diagnostics = ee_diagnostics.sections(inputs, figures, Section)  # issue 11.7-11.9 (byod)
+    return [summary, t1, t2, *diagnostics, t3, f3l, f3r, f6, beyond, curves, per_seed, config]
 
 
 def to_markdown(sections: list[Section]) -> str:

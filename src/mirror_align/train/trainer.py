@@ -34,6 +34,7 @@ from mirror_align.atomic import write_json_atomic
 from mirror_align.config import config_to_dict
 from mirror_align.config.experiment import ExperimentConfig, is_au_step, loop_steps
 from mirror_align.errors import UserInputError
+from mirror_align.eval.offline import TrainingKeyframeMetrics
 from mirror_align.models.factory import DataFacts, build_models
 from mirror_align.models.layers import ModelOutput
 from mirror_align.train.batches import PairStream, open_training_data, warn
@@ -292,6 +293,8 @@ def train(
         log.truncate_after(schedule[done - 1] if done else -1)
     runners = _wrap_ddp(modules, ctx)
     saved = run_config_dict(config, method, facts)
+    # Offline keyframe metrics on val every train.keyframe_metrics_every steps (None: off).
+    keyframes = TrainingKeyframeMetrics.for_run(config, run_dir, method, ctx.is_main)
     start, terms_out = time.perf_counter(), {}
     bar = tqdm(total=len(schedule), initial=done, desc=f"train {method}",
                disable=not (progress and ctx.is_main))  # fmt: skip
@@ -313,6 +316,8 @@ def train(
                      "rng": capture_rng_state(), "iteration": iteration + 1}  # fmt: skip
             keep = config.train.keep_checkpoints or None
             save_checkpoint(run_dir, step + 1, modules, saved, state, keep)
+        if keyframes is not None and keyframes.due(iteration, len(schedule)):
+            keyframes.run(modules["ee"], step + 1)
     bar.close()
     log.close()
     seconds = time.perf_counter() - start
