@@ -12,14 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from mirror_align.atomic import write_json_atomic
+from mirror_align.constants import RECOGNITION, SUCCESS
 from mirror_align.data.reader import DatasetReader
 from mirror_align.eval.loading import load_run
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics
 from mirror_align.eval.recognition import evaluate_recognition
 from mirror_align.eval.rollout import plan_rollouts, records_as_dicts, run_rollouts, success_by_task
-
-RECOGNITION = "recognition_accuracy"
-SUCCESS = "success_rate"
 
 
 @dataclass

@@ -15,11 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from mirror_align.constants import RECOGNITION, SUCCESS
 from mirror_align.errors import UserInputError
 from mirror_align.eval.metrics_log import MetricRecord, read_metrics
-
-RECOGNITION = "recognition_accuracy"
-SUCCESS = "success_rate"
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from mirror_align.atomic import write_bytes_atomic, write_text_atomic
+from mirror_align.constants import RECOGNITION, SUCCESS
 from mirror_align.report import plots
 from mirror_align.report.inputs import ReportInputs, load_inputs
 from mirror_align.report.tables import (
-    RECOGNITION,
-    SUCCESS,
     Missing,
     Table,
     beyond_table,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from mirror_align.constants import ABLATION_PAIRINGS, ABLATION_TAUS, RECOGNITION, SUCCESS
 from mirror_align.report import paper_numbers as paper
-from mirror_align.report.inputs import RECOGNITION, SUCCESS, ReportInputs, RunInfo
+from mirror_align.report.inputs import ReportInputs, RunInfo
 from mirror_align.report.stats import (
     Paired,
     Summary,
@@ -366,8 +367,8 @@ def table3(inputs: ReportInputs) -> Table | Missing:
             f"`mirror-align reproduce --out {inputs.root}` without `--skip-ablation`."
         )
     rows = []
-    for pairing in paper.TABLE3_PAIRINGS:
-        for tau in paper.TABLE3_TAUS:
+    for pairing in ABLATION_PAIRINGS:
+        for tau in ABLATION_TAUS:
             info = _ablation_cell(inputs, pairing, tau)
             p_au, p_ee = paper.TABLE3[(pairing, tau)]
             if info is None:
