@@ -28,6 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,14 @@ from numpy.typing import ArrayLike
 from tqdm import tqdm
 
 from mirror_align.align import Aligner, alignment_loss
-from mirror_align.align.metrics import linear_cka, mutual_knn, recall_at_k, unbiased_cka
+from mirror_align.align.metrics import (
+    linear_cka,
+    linear_cka_chance,
+    mutual_knn,
+    mutual_knn_chance,
+    recall_at_k,
+    unbiased_cka,
+)
 from mirror_align.align.pairing import (
     KEY_NAMES,
     Pairs,
@@ -120,11 +128,15 @@ class ProbeResult:
     n_test: int
     n_train_episodes: int
     n_test_episodes: int
+    # The training-free metrics are NaN (undefined) when the test rows are too few for them to
+    # mean anything (n_test < min_test_rows(knn_k)) or when a side collapsed (align.metrics).
     mutual_knn: float  # on the raw (unstandardised) test features
     mutual_knn_k: int
+    mutual_knn_chance: float  # k / (n_test - 1): unrelated representations
     mutual_knn_projected: float  # the same on the test projections z_u, z_e
     cka_linear: float  # on the raw test features
-    cka_unbiased: float
+    cka_linear_chance: float  # linear CKA of row-shuffled (unrelated) test features
+    cka_unbiased: float  # its chance level is 0
     pairing: str
     key_field: str
     tau: float  # the temperature at the end (differs from config.tau only when learnable)
@@ -144,6 +156,36 @@ class ProbeResult:
     def save(self, path: str | Path) -> None:
         """Write the JSON atomically."""
         write_json_atomic(path, self.to_dict())
+
+
+def min_test_rows(knn_k: int) -> int:
+    """The fewest test rows at which mutual k-NN and CKA are not fixed by the sample size.
+
+    Mutual k-NN needs k <= n - 2: at k = n - 1 every row's neighbours are all the other rows, so
+    it is 1 whatever the data. Linear CKA is exactly 1 at n = 2 and unbiased CKA needs n >= 4.
+    """
+    return max(4, knn_k + 2)
+
+
+def training_free_metrics(
+    u: np.ndarray, e: np.ndarray, z_u: torch.Tensor, z_e: torch.Tensor, knn_k: int, seed: int
+) -> dict[str, Any]:
+    """Mutual k-NN (raw ``u``, ``e`` and projected ``z_u``, ``z_e`` test rows) and CKA, with
+    their chance levels; each NaN when the ``n`` test rows are fewer than :func:`min_test_rows`
+    (the value would be forced by ``n``, not measured). ``k`` is never cut to fit ``n``."""
+    n = u.shape[0]
+    nan = float("nan")
+    knn_ok = n >= min_test_rows(knn_k)
+    cka_ok = n >= 4
+    return {
+        "mutual_knn": mutual_knn(u, e, knn_k) if knn_ok else nan,
+        "mutual_knn_k": knn_k,
+        "mutual_knn_chance": mutual_knn_chance(n, knn_k) if knn_ok else nan,
+        "mutual_knn_projected": mutual_knn(z_u, z_e, knn_k) if knn_ok else nan,
+        "cka_linear": linear_cka(u, e) if cka_ok else nan,
+        "cka_linear_chance": linear_cka_chance(u, e, seed=seed) if cka_ok else nan,
+        "cka_unbiased": unbiased_cka(u, e) if cka_ok else nan,
+    }
 
 
 def _validate(config: ProbeConfig) -> None:
@@ -182,8 +224,11 @@ def split_by_episode(
     n_train = unique.size - n_val - n_test
     if n_train < 1:
         raise UserInputError(f"probe: {unique.size} episodes are too few for the split {split}")
-    parts = np.split(order, [n_train, n_train + n_val])
-    return tuple(np.flatnonzero(np.isin(episodes, part)) for part in parts)  # type: ignore[return-value]
+    train, val, test = (
+        np.flatnonzero(np.isin(episodes, part))
+        for part in np.split(order, [n_train, n_train + n_val])
+    )
+    return train, val, test
 
 
 def _subset_keys(keys: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -389,8 +434,6 @@ def fit_probe(
     bound, b, n_batches = mi_bound_on_pairs(
         z_u[pairs.au_index], z_e[pairs.ee_index], tau, config.eval_batch_size, config.seed
     )
-    k = min(config.knn_k, test.size - 1)
-    raw_u, raw_e = u[test], e[test]
     result = ProbeResult(
         recall_at_1=float(r1.key_mean),
         recall_at_1_u2e=float(r1.key_u2e),
@@ -413,11 +456,7 @@ def fit_probe(
         n_test=int(test.size),
         n_train_episodes=int(np.unique(split_keys["train"]["episode_id"]).size),
         n_test_episodes=int(np.unique(split_keys["test"]["episode_id"]).size),
-        mutual_knn=mutual_knn(raw_u, raw_e, k) if k >= 1 else float("nan"),
-        mutual_knn_k=k,
-        mutual_knn_projected=mutual_knn(z_u, z_e, k) if k >= 1 else float("nan"),
-        cka_linear=linear_cka(raw_u, raw_e),
-        cka_unbiased=unbiased_cka(raw_u, raw_e) if test.size >= 4 else float("nan"),
+        **training_free_metrics(u[test], e[test], z_u, z_e, config.knn_k, config.seed),
         pairing=config.pairing,
         key_field=field_name,
         tau=tau,
