@@ -144,13 +144,48 @@ def test_missing_inputs_are_explained(tmp_path):
     assert not (root / "figures" / "fig6_tsne.png").exists()
 
 
-def test_empty_folder_renders_every_section(tmp_path):
+def test_a_folder_with_metrics_but_no_manifest_renders_every_section(tmp_path):
+    (tmp_path / "probing").mkdir()
+    (tmp_path / "probing" / "subsets.jsonl").write_text("")
     md = render_report(tmp_path).markdown.read_text()
     for title in SECTIONS:
         assert f"## {title}" in md
     assert "`manifest.json` is missing" in md
     assert "No verdict" in md
     assert re.search(r"\d+\.\d ± ", md) is None  # no number without data
+
+
+@pytest.mark.parametrize("content", [None, "notes.txt", "runs/x/train_log.jsonl"])
+def test_report_refuses_a_folder_that_is_not_an_experiment(tmp_path, capsys, content):
+    """Issue 14.9: no manifest and no metrics files: one line, exit 2, nothing written."""
+    if content is not None:
+        (tmp_path / content).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / content).write_text("{}\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not an experiment folder (no manifest.json" in err[0], err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    with pytest.raises(UserInputError, match="mirror-align reproduce --out"):
+        render_report(tmp_path)
+
+
+def test_a_skipped_tsne_is_a_note_in_fig6(tmp_path):
+    """Issue 14.5: collapsed points are never handed to t-SNE; the probing stage leaves a note,
+    which the report shows in Fig. 6's section."""
+    from mirror_align.pipeline.probing import SKIPPED_SUFFIX
+    from mirror_align.pipeline.probing.fig6_tsne import tsne_embedding
+
+    root = write_fake_reproduce(tmp_path / "run", probing=False, tsne=False, ablation=False)
+    z = np.ones((5, 4))
+    with pytest.raises(UserInputError) as caught:
+        tsne_embedding(z, z)  # the guard raises before scikit-learn is reached
+    (root / "probing").mkdir(exist_ok=True)
+    note = root / "probing" / f"tsne_mn_s0{SKIPPED_SUFFIX}"
+    note.write_text(json.dumps({"run": "mn_s0", "reason": str(caught.value)}))
+    md = render_report(root).markdown.read_text()
+    fig6 = md.split("## Fig. 6")[1].split("## ")[0]
+    assert "t-SNE of `mn_s0` skipped: t-SNE: representations collapsed: 10 identical rows" in fig6
 
 
 def test_cli(tmp_path, capsys):

@@ -201,11 +201,26 @@ def read_train_log(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def check_experiment_folder(root: Path) -> None:
+    """Refuse, in one line, a folder that holds neither ``manifest.json`` nor any metrics file
+    (``runs/*/metrics.jsonl``, ``probing/*.jsonl``): a report of it would only say "no records"."""
+    if (root / "manifest.json").is_file():
+        return
+    metrics = [*root.glob("runs/*/metrics.jsonl"), *root.glob("probing/*.jsonl")]
+    if not metrics:
+        raise UserInputError(
+            f"report: {root} is not an experiment folder (no manifest.json, no "
+            f"runs/*/metrics.jsonl, no probing/*.jsonl); make one with "
+            f"`mirror-align reproduce --out {root}`"
+        )
+
+
 def load_inputs(root: str | Path, split: str = "test") -> ReportInputs:
     """Read ``root`` (a `reproduce` folder) into :class:`ReportInputs`."""
     root = Path(root)
     if not root.is_dir():
         raise UserInputError(f"report: {root} is not a folder")
+    check_experiment_folder(root)
     inputs = ReportInputs(root=root, split=split)
     notes = inputs.notes
     reproduce = f"mirror-align reproduce --out {root}"
@@ -253,4 +268,11 @@ def load_inputs(root: str | Path, split: str = "test") -> ReportInputs:
     inputs.subsets = _read_probing(probing / "subsets.jsonl", notes["fig3_right"])
     tsne_files = sorted(probing.glob("tsne_*.npz")) if probing.is_dir() else []
     inputs.tsne = [_read_tsne(p) for p in tsne_files]
+    # A t-SNE skipped by the probing stage (pipeline/probing/fig6_tsne.py: collapsed points)
+    # leaves tsne_<run>.skipped.json with the reason, shown in place of its panel.
+    for path in sorted(probing.glob("tsne_*.skipped.json")) if probing.is_dir() else []:
+        note = _read_json(path)
+        reason = note.get("reason", "no reason recorded") if isinstance(note, dict) else note
+        run = path.name.removeprefix("tsne_").removesuffix(".skipped.json")
+        notes["fig6"].append(f"t-SNE of `{run}` skipped: {reason}.")
     return inputs
