@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mirror_align.align.features_io import row_keys
-from mirror_align.align.probe import ProbeConfig, probe, probe_subsets, split_by_episode
+from mirror_align.align.probe import ProbeConfig, probe, split_by_episode
+from mirror_align.align.probe_subsets import probe_subsets
 from mirror_align.commands.demo import synthetic_pairs
 
 

@@ -263,16 +263,22 @@ def load_inputs(root: str | Path, split: str = "test") -> ReportInputs:
             f"no `runs/*/train_log.jsonl` found: they are written by `mirror-align train` ({reproduce})."
         )
 
-    probing = root / "probing"
+    _read_probing_folder(inputs, root / "probing")
+    return inputs
+
+
+def _read_probing_folder(inputs: ReportInputs, probing: Path) -> None:
+    """Fig. 3 left/right records, the t-SNE points and the notes of skipped t-SNEs."""
+    notes = inputs.notes
     inputs.along_training = _read_probing(probing / "along_training.jsonl", notes["fig3_left"])
     inputs.subsets = _read_probing(probing / "subsets.jsonl", notes["fig3_right"])
-    tsne_files = sorted(probing.glob("tsne_*.npz")) if probing.is_dir() else []
-    inputs.tsne = [_read_tsne(p) for p in tsne_files]
+    if not probing.is_dir():
+        return
+    inputs.tsne = [_read_tsne(p) for p in sorted(probing.glob("tsne_*.npz"))]
     # A t-SNE skipped by the probing stage (pipeline/probing/fig6_tsne.py: collapsed points)
     # leaves tsne_<run>.skipped.json with the reason, shown in place of its panel.
-    for path in sorted(probing.glob("tsne_*.skipped.json")) if probing.is_dir() else []:
+    for path in sorted(probing.glob("tsne_*.skipped.json")):
         note = _read_json(path)
         reason = note.get("reason", "no reason recorded") if isinstance(note, dict) else note
         run = path.name.removeprefix("tsne_").removesuffix(".skipped.json")
         notes["fig6"].append(f"t-SNE of `{run}` skipped: {reason}.")
-    return inputs

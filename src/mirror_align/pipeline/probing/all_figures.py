@@ -48,6 +48,36 @@ def _subset_text(outcome: ComparisonOutcome) -> str:
     return f"{outcome.comparison}: MISSING ({outcome.reason})"
 
 
+def _check_splits(splits: Sequence[str] | None) -> None:
+    if splits is not None and set(splits) <= {"test"}:
+        raise UserInputError(
+            "probing splits: the t-SNE shows the test episodes and fits the baseline probe on "
+            "the others; add train or val"
+        )
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _along_lines(along: AlongTrainingOutcome) -> list[str]:
+    """What Fig. 3 left did, and its last probe's numbers, each beside its chance level."""
+    lines = [
+        f"probing: along training {along.run}: steps {[p.step for p in along.pairs]} "
+        f"({len(along.results)} probed, {len(along.skipped_steps)} already done)"
+    ]
+    if along.results:
+        step = max(along.results)
+        last = along.results[step]
+        lines.append(
+            f"probing: step {step}: Recall@1 {last['recall_at_1']:.3f} "
+            f"(chance {last['chance']:.3f}), MI >= {last['mi_lower_bound_nats']:.3f} nats, "
+            f"mutual k-NN {last['mutual_knn']:.3f} (chance {last['mutual_knn_chance']:.3f}), "
+            f"CKA {last['cka_linear']:.3f} (chance {last['cka_linear_chance']:.3f})"
+        )
+    return lines
+
+
 def run_all(
     au_run: str | Path,
     ee_run: str | Path,
@@ -73,15 +103,8 @@ def run_all(
     ``log`` receives one line per finished part (default: stderr).
     """
     if log is None:
-
-        def log(message: str) -> None:
-            print(message, file=sys.stderr)
-
-    if splits is not None and set(splits) <= {"test"}:
-        raise UserInputError(
-            "probing splits: the t-SNE shows the test episodes and fits the baseline probe on "
-            "the others; add train or val"
-        )
+        log = _to_stderr
+    _check_splits(splits)
     started = time.perf_counter()
     out = Path(out)
     config = probe_config or default_probe_config(seed=seed)
@@ -91,18 +114,8 @@ def run_all(
     along = probe_along_training(
         au_run, ee_run, data, out / "along_training.jsonl", config, splits, store, progress
     )
-    log(
-        f"probing: along training {along.run}: steps {[p.step for p in along.pairs]} "
-        f"({len(along.results)} probed, {len(along.skipped_steps)} already done)"
-    )
-    if along.results:
-        step = max(along.results)
-        last = along.results[step]
-        log(
-            f"probing: step {step}: Recall@1 {last['recall_at_1']:.3f} "
-            f"(chance {last['chance']:.3f}), MI >= {last['mi_lower_bound_nats']:.3f} nats, "
-            f"mutual k-NN {last['mutual_knn']:.3f}, CKA {last['cka_linear']:.3f}"
-        )
+    for line in _along_lines(along):
+        log(line)
     subsets = probe_success_subsets(
         au_run, ee_run, data, out / "subsets.jsonl", split, repeats, config, store, progress
     )

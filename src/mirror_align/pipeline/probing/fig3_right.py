@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mirror_align.align.probe import ProbeConfig, probe_subsets
+from mirror_align.align.probe import ProbeConfig
+from mirror_align.align.probe_subsets import probe_subsets
 from mirror_align.eval.features import EpisodeFeatures
 from mirror_align.eval.loading import resolve_checkpoint
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics

@@ -195,18 +195,31 @@ def tsne_points(
             continue
         if store is None:
             store = open_store(dataset, clip_run, None, progress=progress)
-        z_u, z_e, shown = project(store)
-        try:
-            points = tsne_embedding(z_u, z_e, seed, perplexity)
-        except CollapsedError as error:
-            write_json_atomic(note, {"run": name, "reason": str(error)})
-            path.unlink(missing_ok=True)
-            outcome.skipped[name] = str(error)
-            continue
-        save_tsne(path, points, shown)
-        note.unlink(missing_ok=True)
-        outcome.points[name] = path
+        _embed(outcome, name, project(store), path, note, seed, perplexity)
     return outcome
+
+
+def _embed(
+    outcome: TsneOutcome,
+    name: str,
+    projected: Projected,
+    path: Path,
+    note: Path,
+    seed: int,
+    perplexity: float,
+) -> None:
+    """Write the t-SNE points of ``projected`` to ``path``, or the note saying why they collapsed."""
+    z_u, z_e, shown = projected
+    try:
+        points = tsne_embedding(z_u, z_e, seed, perplexity)
+    except CollapsedError as error:
+        write_json_atomic(note, {"run": name, "reason": str(error)})
+        path.unlink(missing_ok=True)
+        outcome.skipped[name] = str(error)
+        return
+    save_tsne(path, points, shown)
+    note.unlink(missing_ok=True)
+    outcome.points[name] = path
 
 
 def _record_existing(outcome: TsneOutcome, name: str, path: Path, note: Path) -> None:
