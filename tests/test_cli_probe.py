@@ -201,7 +201,11 @@ def test_demo_writes_files_and_table(tmp_path, capsys):
     for row in rows:
         assert row["mi_lower_bound_nats"] <= min(row["true_mi_nats"], row["log_b"]) + 0.2
     assert (out / "rho_0.90" / "u.npy").is_file() and (out / "rho_0.90" / "keys.npz").is_file()
-    assert "true MI" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "true MI" in printed and "k-NN" in printed and "CKA" in printed
+    # rho = 0: independent features sit at their chance levels; rho = 0.9: far above.
+    assert rows[0]["mutual_knn"] < 3 * rows[0]["mutual_knn_chance"]
+    assert rows[1]["mutual_knn"] > 3 * rows[1]["mutual_knn_chance"]
 
 
 def test_probe_refuses_a_test_split_too_small_for_knn_and_cka(tmp_path, capsys):
