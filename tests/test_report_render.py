@@ -210,3 +210,19 @@ def test_a_difference_that_prints_as_zero_is_a_tie_not_a_win():
     # 2.78% vs 2.78% (fractions): float noise of equal success rates must not read as "MN beat".
     assert _direction(0.027777777777777786 - 0.027777777777777776) == "tied with"
     assert _direction(0.006) == "beat" and _direction(-0.004) == "did not beat"
+
+
+def test_undefined_probing_metrics_are_noted_in_fig3_left(tmp_path):
+    """Issue 14.6: a k-NN fixed by a tiny probe test set is NaN in the records; the report says
+    why instead of drawing it."""
+    from mirror_align.eval.metrics_log import MetricRecord, append_metrics
+
+    root = write_fake_reproduce(tmp_path / "run", probing=False, tsne=False, ablation=False)
+    nan = float("nan")
+    records = [MetricRecord("au_s0+ee_s0", s, "all", "all", "mutual_knn", nan, 0) for s in (0, 4)]
+    records.append(MetricRecord("au_s0+ee_s0", 4, "all", "all", "probe_recall_at_1", 0.5, 0))
+    append_metrics(root / "probing" / "along_training.jsonl", records)
+    md = render_report(root).markdown.read_text()
+    fig3 = md.split("## Fig. 3 left")[1].split("## ")[0]
+    assert "`mutual_knn` is undefined (NaN) in 2 record(s)" in fig3
+    assert "probe_recall_at_1` is undefined" not in fig3

@@ -8,6 +8,7 @@ A file that exists but is malformed is a :class:`~mirror_align.errors.UserInputE
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,6 +273,16 @@ def _read_probing_folder(inputs: ReportInputs, probing: Path) -> None:
     notes = inputs.notes
     inputs.along_training = _read_probing(probing / "along_training.jsonl", notes["fig3_left"])
     inputs.subsets = _read_probing(probing / "subsets.jsonl", notes["fig3_right"])
+    undefined = defaultdict(int)
+    for record in inputs.along_training or []:
+        if math.isnan(float(record.value)):
+            undefined[record.metric] += 1
+    for metric, count in sorted(undefined.items()):
+        notes["fig3_left"].append(
+            f"`{metric}` is undefined (NaN) in {count} record(s): the probe's test rows were "
+            "fewer than max(4, k + 2), where the sample size alone fixes it, or the "
+            "representations collapsed (docs/experiments.md); it is not drawn there."
+        )
     if not probing.is_dir():
         return
     inputs.tsne = [_read_tsne(p) for p in sorted(probing.glob("tsne_*.npz"))]
