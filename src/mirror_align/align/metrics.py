@@ -294,9 +294,18 @@ def linear_cka_chance(
     Linear CKA is biased upwards when N is small against the dims (it is 1 for any data at N = 2),
     so its value means something only beside this level. NaN when either side is collapsed.
     """
-    y_rows = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    xc, yc = _centered64(x, "CKA x"), _centered64(y, "CKA y")
+    if xc.shape[0] != yc.shape[0]:
+        raise UserInputError(f"CKA: x has {xc.shape[0]} rows but y has {yc.shape[0]}")
+    if is_collapsed(x) or is_collapsed(y):
+        return float("nan")
+    # The Gram norms do not change under a row permutation: only the cross term is recomputed.
+    denom = np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc)
     rng = np.random.default_rng(seed)
-    values = [linear_cka(x, y_rows[rng.permutation(y_rows.shape[0])]) for _ in range(permutations)]
+    values = [
+        np.linalg.norm(yc[rng.permutation(yc.shape[0])].T @ xc) ** 2 / denom
+        for _ in range(permutations)
+    ]
     return float(np.mean(values))
 
 
