@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -60,6 +61,11 @@ def _to_stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _value(x: float) -> str:
+    """A metric as printed: NaN means undefined (too few test rows, or collapsed)."""
+    return "undefined" if math.isnan(x) else f"{x:.3f}"
+
+
 def _along_lines(along: AlongTrainingOutcome) -> list[str]:
     """What Fig. 3 left did, and its last probe's numbers, each beside its chance level."""
     lines = [
@@ -72,8 +78,8 @@ def _along_lines(along: AlongTrainingOutcome) -> list[str]:
         lines.append(
             f"probing: step {step}: Recall@1 {last['recall_at_1']:.3f} "
             f"(chance {last['chance']:.3f}), MI >= {last['mi_lower_bound_nats']:.3f} nats, "
-            f"mutual k-NN {last['mutual_knn']:.3f} (chance {last['mutual_knn_chance']:.3f}), "
-            f"CKA {last['cka_linear']:.3f} (chance {last['cka_linear_chance']:.3f})"
+            f"mutual k-NN {_value(last['mutual_knn'])} (chance {_value(last['mutual_knn_chance'])}), "
+            f"CKA {_value(last['cka_linear'])} (chance {_value(last['cka_linear_chance'])})"
         )
     return lines
 
