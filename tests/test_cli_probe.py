@@ -201,4 +201,44 @@ def test_demo_writes_files_and_table(tmp_path, capsys):
     for row in rows:
         assert row["mi_lower_bound_nats"] <= min(row["true_mi_nats"], row["log_b"]) + 0.2
     assert (out / "rho_0.90" / "u.npy").is_file() and (out / "rho_0.90" / "keys.npz").is_file()
-    assert "true MI" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "true MI" in printed and "k-NN" in printed and "CKA" in printed
+    # rho = 0: independent features sit at their chance levels; rho = 0.9: far above.
+    assert rows[0]["mutual_knn"] < 3 * rows[0]["mutual_knn_chance"]
+    assert rows[1]["mutual_knn"] > 3 * rows[1]["mutual_knn_chance"]
+
+
+def test_probe_refuses_a_test_split_too_small_for_knn_and_cka(tmp_path, capsys):
+    """Issue 14.6: 10 rows of two independent feature files split off a 2-row test set, on which
+    mutual k-NN and CKA are 1.000 whatever the data. Refuse in one line, before any training."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "u.npy", rng.normal(size=(10, 8)).astype(np.float32))
+    np.save(tmp_path / "e.npy", rng.normal(size=(10, 6)).astype(np.float32))
+    args = _probe_args(tmp_path, "--u", str(tmp_path / "u.npy"), "--e", str(tmp_path / "e.npy"))
+    line = _error(capsys, args)
+    assert "test split holds 2 row(s) of 10" in line and ">= 12" in line and "--knn-k" in line
+    assert not (tmp_path / "result.json").exists()
+    # With k = 2 the minimum is 4: still too few rows here.
+    assert "need >= 4" in _error(capsys, args + ["--knn-k", "2"])
+    assert "--knn-k: must be >= 1" in _error(capsys, args + ["--knn-k", "0"])
+
+
+def test_probe_prints_every_metrics_chance_level(features, capsys):
+    tmp_path, _, _ = features
+    args = _probe_args(tmp_path, "--u", str(tmp_path / "u.npy"), "--e", str(tmp_path / "e.npz"))
+    assert main(args + ["--knn-k", "5"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    line = next(x for x in err if x.startswith("probe: Recall@1"))
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert record["mutual_knn_k"] == 5
+    assert record["mutual_knn_chance"] == pytest.approx(5 / (record["n_test"] - 1))
+    assert (
+        f"mutual k-NN@5 {record['mutual_knn']:.3f} (chance {5 / (record['n_test'] - 1):.3f})"
+        in line
+    )
+    assert (
+        f"CKA linear {record['cka_linear']:.3f} (chance {record['cka_linear_chance']:.3f})" in line
+    )
+    # Correlated features: both training-free metrics far above their chance levels.
+    assert record["mutual_knn"] > 3 * record["mutual_knn_chance"]
+    assert record["cka_linear"] > record["cka_linear_chance"] + 0.3

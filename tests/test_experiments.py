@@ -235,3 +235,31 @@ def test_probe_runs_bad_run_folder_is_one_line_error(tiny_sim_dataset, tmp_path,
     argv = ["probe-runs", "--au", str(tmp_path), "--ee", str(tmp_path), "--splits", "test"]
     assert main(argv + ["--data", str(tiny_sim_dataset), "--out", str(tmp_path / "o")]) == 2
     assert "add train or val" in capsys.readouterr().err
+
+
+def test_collapsed_mn_space_skips_its_tsne_with_a_note(tiny_sim_dataset, runs, store, tmp_path):
+    """Issue 14.5: identical shared-space rows would segfault scikit-learn's t-SNE. The figure is
+    skipped with a note (a fault injected: the MN projection returns one row repeated)."""
+    from mirror_align.pipeline.probing import fig6_tsne
+
+    def collapsed(store, mn_run, show_splits):
+        shown = store.episodes.empty_features().in_splits(show_splits)
+        same = np.ones((len(shown), 8), dtype=np.float32)
+        return same, same, shown
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fig6_tsne, "mn_shared_space", collapsed)
+        outcome = fig6_tsne.tsne_points(
+            tiny_sim_dataset, tmp_path, mn_run=runs / "mn_s0", store=store, progress=False
+        )
+    assert not outcome.points and list(outcome.skipped) == ["mn_s0"]
+    assert "representations collapsed" in outcome.skipped["mn_s0"]
+    note = json.loads((tmp_path / "tsne_mn_s0.skipped.json").read_text())
+    assert note["reason"] == outcome.skipped["mn_s0"] and not (tmp_path / "tsne_mn_s0.npz").exists()
+    # Resumed: the note is kept; recomputed with real points, the note is replaced by the file.
+    again = fig6_tsne.tsne_points(tiny_sim_dataset, tmp_path, mn_run=runs / "mn_s0", store=store)
+    assert again.skipped == outcome.skipped
+    fixed = fig6_tsne.tsne_points(
+        tiny_sim_dataset, tmp_path, mn_run=runs / "mn_s0", store=store, overwrite=True
+    )
+    assert list(fixed.points) == ["mn_s0"] and not (tmp_path / "tsne_mn_s0.skipped.json").exists()

@@ -12,6 +12,7 @@ from mirror_align.align.metrics import (
     recall_at_k,
     unbiased_cka,
 )
+from mirror_align.errors import UserInputError
 
 
 def _brute_force_recall(u, e, k, keys=None):
@@ -129,3 +130,44 @@ def test_unbiased_cka_removes_small_sample_bias():
     x, y = rng.normal(size=(60, 200)), rng.normal(size=(60, 200))
     assert linear_cka(x, y) > 0.5  # biased: dims far above N
     assert abs(unbiased_cka(x, y)) < 0.1
+
+
+def test_collapsed_representations_are_undefined_not_scored():
+    """Issue 14.5: identical rows (or rows of one direction) give NaN, never a forced 0 or 1."""
+    from mirror_align.align.metrics import (
+        CollapsedError,
+        check_not_collapsed,
+        is_collapsed,
+        linear_cka_chance,
+    )
+
+    rng = np.random.default_rng(0)
+    fine = rng.normal(size=(30, 8))
+    same = np.repeat(rng.normal(size=(1, 8)), 30, axis=0)
+    scaled = same * rng.uniform(1, 3, size=(30, 1))  # one direction, different lengths
+    assert not is_collapsed(scaled)
+    assert is_collapsed(scaled / np.linalg.norm(scaled, axis=1, keepdims=True))
+    for collapsed in (same, np.zeros((30, 8)), scaled):
+        assert np.isnan(mutual_knn(fine, collapsed, k=5))  # every cosine neighbour is a tie
+    for collapsed in (same, np.zeros((30, 8))):
+        assert is_collapsed(collapsed)
+        assert np.isnan(linear_cka(fine, collapsed)) and np.isnan(unbiased_cka(collapsed, fine))
+        assert np.isnan(linear_cka_chance(fine, collapsed))
+        with pytest.raises(CollapsedError, match="representations collapsed: 30 identical rows"):
+            check_not_collapsed(collapsed, "t-SNE")
+    assert not is_collapsed(fine) and not is_collapsed(same[:1])
+    check_not_collapsed(fine, "t-SNE")
+    assert 0.0 <= mutual_knn(fine, fine @ rng.normal(size=(8, 8)), k=5) <= 1.0
+
+
+def test_mutual_knn_chance_and_cka_chance_levels():
+    from mirror_align.align.metrics import linear_cka_chance, mutual_knn_chance
+
+    assert mutual_knn_chance(11, 5) == 0.5
+    with pytest.raises(UserInputError, match="k must be in"):
+        mutual_knn_chance(4, 4)
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(12, 40)), rng.normal(size=(12, 40))
+    # Few rows, many dims: unrelated data already has a high linear CKA; the chance level says so.
+    assert linear_cka(x, y) > 0.5 and linear_cka_chance(x, y) > 0.5
+    assert linear_cka_chance(x, y, seed=3) == linear_cka_chance(x, y, seed=3)

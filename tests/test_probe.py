@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mirror_align.align.features_io import row_keys
-from mirror_align.align.probe import ProbeConfig, probe, probe_subsets, split_by_episode
+from mirror_align.align.probe import ProbeConfig, probe, split_by_episode
+from mirror_align.align.probe_subsets import probe_subsets
 from mirror_align.commands.demo import synthetic_pairs
 
 
@@ -141,3 +142,27 @@ def test_subset_probing_equal_sizes_and_ordering():
     s, f = result.summary["success"]["recall_at_1"], result.summary["failure"]["recall_at_1"]
     assert len(s["values"]) == 2 and s["std"] >= 0.0
     assert s["mean"] > f["mean"] + 0.2
+
+
+def test_metrics_fixed_by_a_tiny_test_set_are_undefined_not_reported():
+    """Issue 14.6: on 10 rows of independent features the test split has 2 rows, where mutual
+    k-NN and CKA would be 1.000 for any data. The library reports them as NaN (undefined)."""
+    rng = np.random.default_rng(0)
+    u, e = rng.normal(size=(10, 8)), rng.normal(size=(10, 6))
+    result = probe(u, e, row_keys(10), _fast(pairing="episode"))
+    assert result.n_test == 2
+    for name in ("mutual_knn", "mutual_knn_projected", "mutual_knn_chance", "cka_linear"):
+        assert math.isnan(getattr(result, name)), name
+    assert result.mutual_knn_k == 10  # k is never cut silently to fit the sample
+    assert 0.0 <= result.recall_at_1 <= 1.0  # Recall@1 stays defined, beside its chance level
+
+
+def test_collapsed_features_probe_without_crashing():
+    """Issue 14.5: identical EE rows (collapsed training) give undefined k-NN/CKA, not a crash."""
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(60, 8))
+    e = np.repeat(rng.normal(size=(1, 6)), 60, axis=0)
+    result = probe(u, e, row_keys(60), _fast(pairing="episode", knn_k=3))
+    assert result.n_test >= 5
+    assert math.isnan(result.mutual_knn) and math.isnan(result.cka_linear)
+    assert math.isnan(result.cka_unbiased)

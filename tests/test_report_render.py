@@ -144,13 +144,48 @@ def test_missing_inputs_are_explained(tmp_path):
     assert not (root / "figures" / "fig6_tsne.png").exists()
 
 
-def test_empty_folder_renders_every_section(tmp_path):
+def test_a_folder_with_metrics_but_no_manifest_renders_every_section(tmp_path):
+    (tmp_path / "probing").mkdir()
+    (tmp_path / "probing" / "subsets.jsonl").write_text("")
     md = render_report(tmp_path).markdown.read_text()
     for title in SECTIONS:
         assert f"## {title}" in md
     assert "`manifest.json` is missing" in md
     assert "No verdict" in md
     assert re.search(r"\d+\.\d ± ", md) is None  # no number without data
+
+
+@pytest.mark.parametrize("content", [None, "notes.txt", "runs/x/train_log.jsonl"])
+def test_report_refuses_a_folder_that_is_not_an_experiment(tmp_path, capsys, content):
+    """Issue 14.9: no manifest and no metrics files: one line, exit 2, nothing written."""
+    if content is not None:
+        (tmp_path / content).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / content).write_text("{}\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not an experiment folder (no manifest.json" in err[0], err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    with pytest.raises(UserInputError, match="mirror-align reproduce --out"):
+        render_report(tmp_path)
+
+
+def test_a_skipped_tsne_is_a_note_in_fig6(tmp_path):
+    """Issue 14.5: collapsed points are never handed to t-SNE; the probing stage leaves a note,
+    which the report shows in Fig. 6's section."""
+    from mirror_align.pipeline.probing import SKIPPED_SUFFIX
+    from mirror_align.pipeline.probing.fig6_tsne import tsne_embedding
+
+    root = write_fake_reproduce(tmp_path / "run", probing=False, tsne=False, ablation=False)
+    z = np.ones((5, 4))
+    with pytest.raises(UserInputError) as caught:
+        tsne_embedding(z, z)  # the guard raises before scikit-learn is reached
+    (root / "probing").mkdir(exist_ok=True)
+    note = root / "probing" / f"tsne_mn_s0{SKIPPED_SUFFIX}"
+    note.write_text(json.dumps({"run": "mn_s0", "reason": str(caught.value)}))
+    md = render_report(root).markdown.read_text()
+    fig6 = md.split("## Fig. 6")[1].split("## ")[0]
+    assert "t-SNE of `mn_s0` skipped: t-SNE: representations collapsed: 10 identical rows" in fig6
 
 
 def test_cli(tmp_path, capsys):
@@ -175,3 +210,19 @@ def test_a_difference_that_prints_as_zero_is_a_tie_not_a_win():
     # 2.78% vs 2.78% (fractions): float noise of equal success rates must not read as "MN beat".
     assert _direction(0.027777777777777786 - 0.027777777777777776) == "tied with"
     assert _direction(0.006) == "beat" and _direction(-0.004) == "did not beat"
+
+
+def test_undefined_probing_metrics_are_noted_in_fig3_left(tmp_path):
+    """Issue 14.6: a k-NN fixed by a tiny probe test set is NaN in the records; the report says
+    why instead of drawing it."""
+    from mirror_align.eval.metrics_log import MetricRecord, append_metrics
+
+    root = write_fake_reproduce(tmp_path / "run", probing=False, tsne=False, ablation=False)
+    nan = float("nan")
+    records = [MetricRecord("au_s0+ee_s0", s, "all", "all", "mutual_knn", nan, 0) for s in (0, 4)]
+    records.append(MetricRecord("au_s0+ee_s0", 4, "all", "all", "probe_recall_at_1", 0.5, 0))
+    append_metrics(root / "probing" / "along_training.jsonl", records)
+    md = render_report(root).markdown.read_text()
+    fig3 = md.split("## Fig. 3 left")[1].split("## ")[0]
+    assert "`mutual_knn` is undefined (NaN) in 2 record(s)" in fig3
+    assert "probe_recall_at_1` is undefined" not in fig3

@@ -88,3 +88,7 @@ def test_paper_numbers_match_the_papers_averages_and_our_task_names():
     assert paper.TABLE2_STD["mn"]["place_shape_in_shape_sorter"] == 10.1
     assert paper.TABLE3[("instruction", 0.1)] == (74.9, 88.8)
     assert len(paper.TABLE3) == 9
+    # One grid: the paper's Table 3 cells are exactly the ablation grid the pipeline runs.
+    from mirror_align.constants import ABLATION_PAIRINGS, ABLATION_TAUS
+
+    assert set(paper.TABLE3) == {(p, t) for p in ABLATION_PAIRINGS for t in ABLATION_TAUS}

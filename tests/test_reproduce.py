@@ -1,22 +1,49 @@
 """`reproduce --preset tiny` end to end: data, all runs, evaluation, probing, ablation, report.
 
-In the default lane (about 2 minutes on 2 cores): this is the CI end-to-end run of issue 6.
+In the default lane (about 2 minutes on 2 cores): this is the CI end-to-end run of issue 6. The
+first invocation is interrupted (an injected Ctrl-C) to test resuming and the stage times kept
+across invocations (issue 15).
 """
 
 import json
 
 from mirror_align.cli import main
+from mirror_align.pipeline import stages
 
 SECTIONS = ("Table 1", "Table 2", "Table 3", "Fig. 3", "Fig. 6", "Beyond the paper")
 
 
-def test_reproduce_tiny_end_to_end_then_resume(tmp_path, capsys):
+def test_reproduce_tiny_interrupted_then_resumed_then_skipped(tmp_path, capsys, monkeypatch):
     out = tmp_path / "experiment"
     argv = [
         "reproduce", "--preset", "tiny", "--out", str(out), "--seeds", "1", "--workers", "1",
         "--set", "train.steps=6", "--set", "eval.episodes_per_task=1",
     ]  # fmt: skip
-    assert main(argv) == 0
+    evaluate = stages.evaluate_stage
+
+    def interrupted(spec, *args):
+        if spec.name == "mn_s0":
+            raise KeyboardInterrupt  # Ctrl-C at the MN evaluation
+        return evaluate(spec, *args)
+
+    monkeypatch.setattr(stages, "evaluate_stage", interrupted)
+    assert main(argv) == 130
+    first = json.loads((out / "timings.json").read_text())
+    assert first["train au_s0"] > 0 and first["train mn_s0"] > 0 and "probing" not in first
+    monkeypatch.setattr(stages, "evaluate_stage", evaluate)
+
+    capsys.readouterr()
+    assert main(argv) == 0  # resumes: the trained runs are skipped, MN is evaluated
+    printed = capsys.readouterr().out
+    assert "train au_s0: complete, skipped" in printed and "evaluate mn_s0: written" in printed
+    second = json.loads((out / "timings.json").read_text())
+    for stage in ("data", "train au_s0", "evaluate au_s0", "train mn_s0"):
+        # Stages done before the interruption keep their time (a skip adds ~0 s to it).
+        assert first[stage] <= second[stage] <= first[stage] + 1.0, stage
+    assert second["probing"] > 0 and second["report"] > 0
+    stage_sum = sum(v for k, v in second.items() if k != "total")
+    assert abs(second["total"] - stage_sum) < 0.1 * len(second)
+
     manifest = json.loads((out / "manifest.json").read_text())
     names = {run["name"] for run in manifest["runs"]}
     assert {"au_s0", "ee_s0", "mn_s0", "mn_multi_s0", "mn_mlp_s0"} <= names
@@ -30,9 +57,11 @@ def test_reproduce_tiny_end_to_end_then_resume(tmp_path, capsys):
     for section in SECTIONS:
         assert section in markdown and section in html, section
     assert "data:image/png;base64," in html
-    # A second run finds every stage complete and only re-renders the report.
+    # A third run finds every stage complete and only re-renders the report.
     capsys.readouterr()
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "train mn_s0: complete, skipped" in printed
     assert "evaluate mn_s0: done before, skipped" in printed
+    third = json.loads((out / "timings.json").read_text())
+    assert third["train mn_s0"] <= second["train mn_s0"] + 1.0 and third["train mn_s0"] > 0

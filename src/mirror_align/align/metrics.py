@@ -6,6 +6,11 @@
 * Mutual k-NN: the mean over rows of ``|kNN_U(i) & kNN_E(i)| / k`` (neighbours within each space).
 * Linear CKA and unbiased CKA (Kornblith et al. 2019; unbiased HSIC of Song et al. 2012).
 
+Collapsed representations (every row the same, or the same direction for the cosine metrics: a
+known failure of contrastive training) make these numbers undefined, not 0 or 1: mutual k-NN and
+CKA return NaN for them, and :func:`check_not_collapsed` lets callers refuse them before handing
+them to native code that cannot take them (scikit-learn's t-SNE segfaults on identical rows).
+
 Retrieval and k-NN work on chunks of query rows, so the ``N x N`` similarity matrix never exists:
 memory is ``chunk x N`` floats plus ``k x N`` running top-k indices. One pass over the chunks gives
 both directions: the row-wise top-k of a chunk serves u->e, and a running column-wise top-k, merged
@@ -27,6 +32,34 @@ from mirror_align.errors import UserInputError
 
 # Similarity entries per chunk: 2**25 float32 values are 128 MiB.
 DEFAULT_MAX_CHUNK_ELEMENTS = 2**25
+# Rows that agree to this fraction of the largest |value| count as identical. float32 features
+# carry about 7 significant digits, so rows closer than this differ by rounding, not by content.
+COLLAPSE_RTOL = 1e-6
+
+
+class CollapsedError(UserInputError):
+    """Every row of a representation is the same: there is nothing to embed, rank or compare."""
+
+
+def is_collapsed(x: ArrayLike | torch.Tensor, rtol: float = COLLAPSE_RTOL) -> bool:
+    """Whether every row of ``x [N, D]`` equals the column mean to within ``rtol`` times the
+    largest ``|x|`` (an all-zero array counts as collapsed; fewer than 2 rows never does)."""
+    array = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    array = array.astype(np.float64)
+    if array.ndim != 2 or array.shape[0] < 2:
+        return False
+    spread = float(np.abs(array - array.mean(axis=0, keepdims=True)).max(initial=0.0))
+    return spread <= rtol * float(np.abs(array).max(initial=0.0))
+
+
+def check_not_collapsed(x: ArrayLike | torch.Tensor, what: str) -> None:
+    """Raise :class:`CollapsedError` (one line, naming ``what``) when ``x [N, D]`` is collapsed."""
+    if is_collapsed(x):
+        n = int(np.shape(x)[0])
+        raise CollapsedError(
+            f"{what}: representations collapsed: {n} identical rows (zero variance); "
+            "nothing to embed (was training stuck, e.g. a too high learning rate?)"
+        )
 
 
 @dataclass
@@ -205,14 +238,26 @@ def mutual_knn(
     """Mean over rows i of ``|kNN_U(i) & kNN_E(i)| / k`` (Huh et al. 2024), in [0, 1].
 
     ``u [N, du]`` and ``e [N, de]`` are index-aligned; neighbours are found within each space by
-    cosine similarity, excluding the row itself. A random pairing scores about ``k / (N - 1)``.
+    cosine similarity, excluding the row itself. A random pairing scores about ``k / (N - 1)``
+    (:func:`mutual_knn_chance`). NaN (undefined) when either side's rows all point the same way:
+    every neighbour would then be a tie, and the overlap an artefact of the tie order.
     """
     tu, te = _as_tensor(u, "U"), _as_tensor(e, "E")
     _check_pair(tu, te)
+    if is_collapsed(F.normalize(tu, dim=1)) or is_collapsed(F.normalize(te, dim=1)):
+        return float("nan")
     nn_u = knn_indices(tu, k, chunk_size)
     nn_e = knn_indices(te, k, chunk_size)
     overlap = (nn_u.unsqueeze(2) == nn_e.unsqueeze(1)).any(2).sum(1)
     return float(overlap.double().mean().item() / k)
+
+
+def mutual_knn_chance(n: int, k: int) -> float:
+    """The expected mutual k-NN of unrelated representations of ``n`` rows: ``k / (n - 1)`` (each
+    of the k neighbours in one space is one of the other space's k among n - 1 rows)."""
+    if not 1 <= k < n:
+        raise UserInputError(f"mutual k-NN: k must be in [1, N-1={n - 1}], got {k}")
+    return k / (n - 1)
 
 
 def _centered64(x: ArrayLike | torch.Tensor, name: str) -> np.ndarray:
@@ -227,14 +272,41 @@ def linear_cka(x: ArrayLike | torch.Tensor, y: ArrayLike | torch.Tensor) -> floa
     """Linear CKA between ``x [N, dx]`` and ``y [N, dy]`` (Kornblith et al. 2019, Eq. via features).
 
     ``||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F)`` with column-centred Xc, Yc. Invariant to
-    orthogonal maps and isotropic scaling; biased upwards when N is not much larger than the dims.
+    orthogonal maps and isotropic scaling; biased upwards when N is not much larger than the dims
+    (exactly 1 for N = 2). NaN (undefined) when either side has zero variance (collapsed).
     """
     xc, yc = _centered64(x, "CKA x"), _centered64(y, "CKA y")
     if xc.shape[0] != yc.shape[0]:
         raise UserInputError(f"CKA: x has {xc.shape[0]} rows but y has {yc.shape[0]}")
+    if is_collapsed(x) or is_collapsed(y):
+        return float("nan")
     cross = np.linalg.norm(yc.T @ xc) ** 2
     denom = np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc)
-    return float(cross / denom) if denom > 0 else 0.0
+    return float(cross / denom) if denom > 0 else float("nan")
+
+
+def linear_cka_chance(
+    x: ArrayLike | torch.Tensor, y: ArrayLike | torch.Tensor, permutations: int = 5, seed: int = 0
+) -> float:
+    """The linear CKA of unrelated rows at this N and these dims: the mean of
+    ``linear_cka(x, y[perm])`` over ``permutations`` seeded random row permutations.
+
+    Linear CKA is biased upwards when N is small against the dims (it is 1 for any data at N = 2),
+    so its value means something only beside this level. NaN when either side is collapsed.
+    """
+    xc, yc = _centered64(x, "CKA x"), _centered64(y, "CKA y")
+    if xc.shape[0] != yc.shape[0]:
+        raise UserInputError(f"CKA: x has {xc.shape[0]} rows but y has {yc.shape[0]}")
+    if is_collapsed(x) or is_collapsed(y):
+        return float("nan")
+    # The Gram norms do not change under a row permutation: only the cross term is recomputed.
+    denom = np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc)
+    rng = np.random.default_rng(seed)
+    values = [
+        np.linalg.norm(yc[rng.permutation(yc.shape[0])].T @ xc) ** 2 / denom
+        for _ in range(permutations)
+    ]
+    return float(np.mean(values))
 
 
 def _hsic_unbiased(x: np.ndarray, y: np.ndarray) -> float:
@@ -260,15 +332,17 @@ def unbiased_cka(x: ArrayLike | torch.Tensor, y: ArrayLike | torch.Tensor) -> fl
     """CKA from unbiased HSIC estimates: about 0 for independent data even when dims exceed N.
 
     Needs N >= 4. Can be slightly negative by estimation noise; exactly 1 for ``y = x R`` with an
-    orthogonal R (times any positive scale).
+    orthogonal R (times any positive scale). NaN (undefined) when either side is collapsed.
     """
     xc, yc = _centered64(x, "CKA x"), _centered64(y, "CKA y")
     if xc.shape[0] != yc.shape[0]:
         raise UserInputError(f"CKA: x has {xc.shape[0]} rows but y has {yc.shape[0]}")
     if xc.shape[0] < 4:
         raise UserInputError(f"unbiased CKA needs at least 4 rows, got {xc.shape[0]}")
+    if is_collapsed(x) or is_collapsed(y):
+        return float("nan")
     hxy = _hsic_unbiased(xc, yc)
     hxx = _hsic_unbiased(xc, xc)
     hyy = _hsic_unbiased(yc, yc)
     denom = np.sqrt(max(hxx, 0.0) * max(hyy, 0.0))
-    return float(hxy / denom) if denom > 0 else 0.0
+    return float(hxy / denom) if denom > 0 else float("nan")

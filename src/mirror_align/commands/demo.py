@@ -93,6 +93,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _probe_one(args: argparse.Namespace, i: int, rho: float, out: Path) -> dict:
+    """Write one rho's synthetic features as files, read them back, probe them: the table row."""
+    data = synthetic_pairs(args.n, args.latent_dim, rho, args.du, args.de, args.seed + i)
+    folder = out / f"rho_{rho:.2f}"
+    save_array(folder / "u.npy", data.u)
+    save_array(folder / "e.npy", data.e)
+    save_keys(folder / "keys.npz", row_keys(args.n))
+    # Read back what was written, so the demo exercises the same path as `mirror-align probe`.
+    u = load_features(folder / "u.npy", what="u.npy")
+    e = load_features(folder / "e.npy", what="e.npy")
+    keys = load_keys(folder / "keys.npz", u.shape[0])
+    config = ProbeConfig(pairing="episode", dim=args.dim, seed=args.seed, progress=False)
+    result = probe(u, e, keys, config)
+    result.save(folder / "result.json")
+    print(f"demo: rho={rho:.2f} done ({result.seconds:.1f} s)", file=sys.stderr)
+    return {
+        "rho": rho,
+        "true_mi_nats": data.true_mi,
+        "mi_lower_bound_nats": result.mi_lower_bound_nats,
+        "log_b": result.log_b,
+        "recall_at_1": result.recall_at_1,
+        "chance": result.chance,
+        "mutual_knn": result.mutual_knn,
+        "mutual_knn_chance": result.mutual_knn_chance,
+        "cka_linear": result.cka_linear,
+        "cka_linear_chance": result.cka_linear_chance,
+        "n_train": result.n_train,
+        "n_test": result.n_test,
+        "epochs": result.epochs_run,
+        "result": str(folder / "result.json"),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the synthetic features, probe each, write ``demo.json`` and print the table."""
     if args.n < 100:
@@ -103,37 +136,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     started = time.perf_counter()
-    rows = []
-    for i, rho in enumerate(args.rho):
-        data = synthetic_pairs(args.n, args.latent_dim, rho, args.du, args.de, args.seed + i)
-        folder = out / f"rho_{rho:.2f}"
-        save_array(folder / "u.npy", data.u)
-        save_array(folder / "e.npy", data.e)
-        save_keys(folder / "keys.npz", row_keys(args.n))
-        # Read back what was written, so the demo exercises the same path as `mirror-align probe`.
-        u = load_features(folder / "u.npy", what="u.npy")
-        e = load_features(folder / "e.npy", what="e.npy")
-        keys = load_keys(folder / "keys.npz", u.shape[0])
-        config = ProbeConfig(pairing="episode", dim=args.dim, seed=args.seed, progress=False)
-        result = probe(u, e, keys, config)
-        result.save(folder / "result.json")
-        rows.append(
-            {
-                "rho": rho,
-                "true_mi_nats": data.true_mi,
-                "mi_lower_bound_nats": result.mi_lower_bound_nats,
-                "log_b": result.log_b,
-                "recall_at_1": result.recall_at_1,
-                "chance": result.chance,
-                "mutual_knn": result.mutual_knn,
-                "cka_linear": result.cka_linear,
-                "n_train": result.n_train,
-                "n_test": result.n_test,
-                "epochs": result.epochs_run,
-                "result": str(folder / "result.json"),
-            }
-        )
-        print(f"demo: rho={rho:.2f} done ({result.seconds:.1f} s)", file=sys.stderr)
+    rows = [_probe_one(args, i, rho, out) for i, rho in enumerate(args.rho)]
     summary = {
         "latent_dim": args.latent_dim,
         "du": args.du,
@@ -146,11 +149,16 @@ def run(args: argparse.Namespace) -> int:
     }
     write_json_atomic(out / "demo.json", summary)
     print(f"synthetic pairs: d={args.latent_dim}, du={args.du}, de={args.de}, N={args.n} per rho")
-    print(f"{'rho':>5} {'true MI':>8} {'probe MI':>9} {'log B':>6} {'R@1':>6} {'chance':>7}")
+    print(
+        f"{'rho':>5} {'true MI':>8} {'probe MI':>9} {'log B':>6} {'R@1':>6} {'chance':>7} "
+        f"{'k-NN':>6} {'chance':>7} {'CKA':>6} {'chance':>7}"
+    )
     for row in rows:
         print(
             f"{row['rho']:5.2f} {row['true_mi_nats']:8.3f} {row['mi_lower_bound_nats']:9.3f} "
-            f"{row['log_b']:6.3f} {row['recall_at_1']:6.3f} {row['chance']:7.4f}"
+            f"{row['log_b']:6.3f} {row['recall_at_1']:6.3f} {row['chance']:7.4f} "
+            f"{row['mutual_knn']:6.3f} {row['mutual_knn_chance']:7.4f} "
+            f"{row['cka_linear']:6.3f} {row['cka_linear_chance']:7.4f}"
         )
     print(
         f"MI in nats; the probe's bound is held-out and cannot exceed log B. Wrote {out / 'demo.json'}"

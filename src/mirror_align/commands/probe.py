@@ -15,7 +15,13 @@ from mirror_align.align.features_io import (
     row_keys,
 )
 from mirror_align.align.pairing import DEFAULT_PAIRING, PAIRING_MODES
-from mirror_align.align.probe import ProbeConfig, ProbeResult, probe
+from mirror_align.align.probe import (
+    ProbeConfig,
+    ProbeResult,
+    min_test_rows,
+    probe,
+    split_by_episode,
+)
 from mirror_align.align.projector import PROJECTOR_KINDS
 from mirror_align.atomic import write_json_atomic
 from mirror_align.errors import UserInputError
@@ -65,20 +71,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="B of the MI bound log(B) - L",
     )
     parser.add_argument(
+        "--knn-k",
+        type=int,
+        default=ProbeConfig.knn_k,
+        help="k of mutual k-NN; the test split needs >= max(4, k + 2) rows",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
     )
     parser.add_argument("--out", required=True, help="where to write the result JSON")
 
 
 def summary_line(result: ProbeResult) -> str:
-    """One human-readable line of the headline numbers."""
+    """One human-readable line of the headline numbers, each metric with its chance level."""
+    r = result
     return (
-        f"probe: Recall@1 {result.recall_at_1:.3f} (u->e {result.recall_at_1_u2e:.3f}, "
-        f"e->u {result.recall_at_1_e2u:.3f}, chance {result.chance:.4f}), "
-        f"MI >= {result.mi_lower_bound_nats:.3f} nats (log B = {result.log_b:.3f}), "
-        f"mutual k-NN {result.mutual_knn:.3f}, CKA {result.cka_linear:.3f}/{result.cka_unbiased:.3f} "
-        f"[n_train {result.n_train}, n_test {result.n_test}, {result.seconds:.1f} s]"
+        f"probe: Recall@1 {r.recall_at_1:.3f} (u->e {r.recall_at_1_u2e:.3f}, "
+        f"e->u {r.recall_at_1_e2u:.3f}, chance {r.chance:.4f}), "
+        f"MI >= {r.mi_lower_bound_nats:.3f} nats (log B = {r.log_b:.3f}, chance 0), "
+        f"mutual k-NN@{r.mutual_knn_k} {r.mutual_knn:.3f} (chance {r.mutual_knn_chance:.3f}), "
+        f"CKA linear {r.cka_linear:.3f} (chance {r.cka_linear_chance:.3f}), "
+        f"CKA unbiased {r.cka_unbiased:.3f} (chance 0) "
+        f"[n_train {r.n_train}, n_test {r.n_test}, {r.seconds:.1f} s]"
     )
+
+
+def check_test_size(keys: dict, config: ProbeConfig) -> None:
+    """Refuse, in one line, a split whose test rows are too few for mutual k-NN and CKA to mean
+    anything (their values would be forced by the sample size: :func:`min_test_rows`)."""
+    _, _, test = split_by_episode(keys["episode_id"], config.split, config.seed)
+    need = min_test_rows(config.knn_k)
+    if test.size < need:
+        raise UserInputError(
+            f"probe: the test split holds {test.size} row(s) of {len(keys['episode_id'])}; "
+            f"mutual k-NN (k={config.knn_k}) and CKA need >= {need} (max(4, k + 2)), else their "
+            "values are fixed by the sample size: give more rows or a smaller --knn-k"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise UserInputError(f"--threads: must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    for option in ("dim", "max_epochs", "eval_batch_size"):
+    for option in ("dim", "max_epochs", "eval_batch_size", "knn_k"):
         if getattr(args, option) < 1:
             raise UserInputError(
                 f"--{option.replace('_', '-')}: must be >= 1, got {getattr(args, option)}"
@@ -106,8 +134,10 @@ def run(args: argparse.Namespace) -> int:
         multi_positive=args.multi_positive,
         max_epochs=args.max_epochs,
         eval_batch_size=max(2, args.eval_batch_size),
+        knn_k=args.knn_k,
         seed=args.seed,
     )
+    check_test_size(keys, config)
     result = probe(u, e, keys, config)
     record = result.to_dict()
     record["inputs"] = {

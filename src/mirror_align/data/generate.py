@@ -7,13 +7,8 @@ episode files themselves (temporary name + rename); the parent process owns the 
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.util
-import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +18,7 @@ import numpy as np
 from mirror_align.data.episode_io import write_episode
 from mirror_align.data.schema import SPLITS, DatasetMeta, Episode, Instruction
 from mirror_align.errors import UserInputError
+from mirror_align.workers import spawn_map
 
 # Disjoint seed ranges: split base + TASK_SEED_STRIDE * task_id + episode index.
 SPLIT_SEED_BASE = {"train": 0, "val": 10_000_000, "test": 20_000_000}
@@ -164,36 +160,9 @@ class _Worker:
         self.envs.clear()
 
 
-_WORKER: _Worker | None = None
-
-
-def _init_worker(out: str, meta: dict, image_size: int, video_frames: int) -> None:
-    global _WORKER
-    _WORKER = _Worker(out, DatasetMeta.from_dict(meta), image_size, video_frames)
-    # Close the renderers when the worker process ends normally, before the interpreter's atexit
-    # hooks tear down EGL (closing later prints EGL errors).
-    multiprocessing.util.Finalize(_WORKER, _WORKER.close, exitpriority=10)
-
-
-def _run_job(job: Job) -> dict[str, Any]:
-    assert _WORKER is not None
-    return _WORKER(job)
-
-
-@contextmanager
-def _single_threaded_children() -> Iterator[None]:
-    """Workers started inside inherit LP_NUM_THREADS=1 and OMP_NUM_THREADS=1 (Mesa's raster
-    threads and OpenMP would oversubscribe the cores); this process's environment is restored."""
-    saved = {name: os.environ.get(name) for name in ("LP_NUM_THREADS", "OMP_NUM_THREADS")}
-    os.environ.update({name: "1" for name in saved})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def _make_worker(out: str, meta: dict, image_size: int, video_frames: int) -> _Worker:
+    """A pool worker's state (:func:`mirror_align.workers.spawn_map` builds one per process)."""
+    return _Worker(out, DatasetMeta.from_dict(meta), image_size, video_frames)
 
 
 @dataclass
@@ -261,18 +230,11 @@ def generate(
             finally:
                 worker.close()
         else:
-            context = multiprocessing.get_context("spawn")  # no GL or HDF5 state across fork
             init = (str(out), writer.meta.to_dict(), image_size, video_frames)
-            with (
-                _single_threaded_children(),
-                context.Pool(workers, initializer=_init_worker, initargs=init) as pool,
-            ):
-                for entry in pool.imap_unordered(_run_job, pending, chunksize=1):
-                    writer.register(entry)
-                    failed += not entry["success"]
-                    bar.update(1)
-                pool.close()  # let workers exit normally (and close their renderers)
-                pool.join()
+            for entry in spawn_map(_make_worker, init, pending, workers, ordered=False):
+                writer.register(entry)
+                failed += not entry["success"]
+                bar.update(1)
     finally:
         bar.close()
         writer.close()

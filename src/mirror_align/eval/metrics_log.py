@@ -1,8 +1,8 @@
 """The metrics log: one JSON object per line, appended by every evaluation.
 
 Each line holds ``run, step, split, task, metric, value, seed``. Reports are built only from these
-files. Lines are appended with flush + fsync; a torn final line (a crash mid-write) is skipped on
-reading and counted, never silently merged into a number.
+files. Lines are appended with flush + fsync; a torn final line (a crash mid-write) is closed by
+the next append and skipped on reading and counted, never silently merged into a number.
 """
 
 from __future__ import annotations
@@ -32,14 +32,28 @@ class MetricRecord:
 
 
 def append_metrics(path: str | Path, records: Iterable[MetricRecord]) -> None:
-    """Append ``records`` to the JSONL file at ``path`` (created if missing)."""
+    """Append ``records`` to the JSONL file at ``path`` (created if missing), one line each.
+
+    A torn last line (a kill mid-append leaves no final newline) is first closed with a newline,
+    so it stays one skipped torn line and cannot swallow the first new record (issue 14.8). The
+    whole batch is written by one ``write``, then flushed and fsynced. This is the only writer of
+    metrics files: evaluation, probing and tests all append through it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(asdict(r)) + "\n" for r in records)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(lines)
+    with open(path, "ab") as handle:
+        if handle.tell() > 0 and not _ends_with_newline(path):
+            lines = "\n" + lines
+        handle.write(lines.encode("utf-8"))
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def read_metrics(path: str | Path) -> tuple[list[MetricRecord], int]:

@@ -15,9 +15,6 @@ failed rollout is diagnosed against the scripted expert's plan for the same scen
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.util
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +26,7 @@ from tqdm import tqdm
 from mirror_align.data.tool_frame import from_tool_frame, to_tool_frame
 from mirror_align.errors import UserInputError
 from mirror_align.eval.failure_analysis import diagnose
+from mirror_align.workers import spawn_map
 
 
 @dataclass(frozen=True)
@@ -209,25 +207,15 @@ class _Roller:
         self.envs.clear()
 
 
-_ROLLER: _Roller | None = None
-
-
-def _init(
+def _make_roller(
     run_dir: str, step: int | None, max_steps: int, video_dir: str | None, videos: int
-) -> None:
-    global _ROLLER
-    os.environ["OMP_NUM_THREADS"] = "1"
+) -> _Roller:
+    """A rollout worker's state, one torch thread (:func:`mirror_align.workers.spawn_map`)."""
     torch.set_num_threads(1)
     from mirror_align.headless import configure_headless_rendering
 
     configure_headless_rendering()
-    _ROLLER = _Roller(run_dir, step, max_steps, video_dir, videos)
-    # Close the renderers when a pool worker ends normally; its atexit hooks never run.
-    multiprocessing.util.Finalize(_ROLLER, _ROLLER.close, exitpriority=10)
-
-
-def _run(job: RolloutJob) -> RolloutRecord:
-    return _ROLLER(job)
+    return _Roller(run_dir, step, max_steps, video_dir, videos)
 
 
 def run_rollouts(
@@ -246,27 +234,18 @@ def run_rollouts(
     records: list[RolloutRecord] = []
     if workers <= 1:
         threads = torch.get_num_threads()
-        _init(*args)
+        roller = _make_roller(*args)
         try:
             for job in jobs:
-                records.append(_run(job))
+                records.append(roller(job))
                 bar.update(1)
         finally:
-            _ROLLER.close()
+            roller.close()
             torch.set_num_threads(threads)
     else:
-        context = multiprocessing.get_context("spawn")
-        pool = context.Pool(workers, initializer=_init, initargs=args)
-        try:
-            for record in pool.imap(_run, jobs):
-                records.append(record)
-                bar.update(1)
-            pool.close()  # workers exit normally and close their renderers
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
+        for record in spawn_map(_make_roller, args, jobs, workers, ordered=True):
+            records.append(record)
+            bar.update(1)
     bar.close()
     return records
 

@@ -8,6 +8,7 @@ A file that exists but is malformed is a :class:`~mirror_align.errors.UserInputE
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from mirror_align.constants import RECOGNITION, SUCCESS
 from mirror_align.errors import UserInputError
 from mirror_align.eval.metrics_log import MetricRecord, read_metrics
-
-RECOGNITION = "recognition_accuracy"
-SUCCESS = "success_rate"
 
 
 @dataclass(frozen=True)
@@ -203,11 +202,26 @@ def read_train_log(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def check_experiment_folder(root: Path) -> None:
+    """Refuse, in one line, a folder that holds neither ``manifest.json`` nor any metrics file
+    (``runs/*/metrics.jsonl``, ``probing/*.jsonl``): a report of it would only say "no records"."""
+    if (root / "manifest.json").is_file():
+        return
+    metrics = [*root.glob("runs/*/metrics.jsonl"), *root.glob("probing/*.jsonl")]
+    if not metrics:
+        raise UserInputError(
+            f"report: {root} is not an experiment folder (no manifest.json, no "
+            f"runs/*/metrics.jsonl, no probing/*.jsonl); make one with "
+            f"`mirror-align reproduce --out {root}`"
+        )
+
+
 def load_inputs(root: str | Path, split: str = "test") -> ReportInputs:
     """Read ``root`` (a `reproduce` folder) into :class:`ReportInputs`."""
     root = Path(root)
     if not root.is_dir():
         raise UserInputError(f"report: {root} is not a folder")
+    check_experiment_folder(root)
     inputs = ReportInputs(root=root, split=split)
     notes = inputs.notes
     reproduce = f"mirror-align reproduce --out {root}"
@@ -250,9 +264,32 @@ def load_inputs(root: str | Path, split: str = "test") -> ReportInputs:
             f"no `runs/*/train_log.jsonl` found: they are written by `mirror-align train` ({reproduce})."
         )
 
-    probing = root / "probing"
+    _read_probing_folder(inputs, root / "probing")
+    return inputs
+
+
+def _read_probing_folder(inputs: ReportInputs, probing: Path) -> None:
+    """Fig. 3 left/right records, the t-SNE points and the notes of skipped t-SNEs."""
+    notes = inputs.notes
     inputs.along_training = _read_probing(probing / "along_training.jsonl", notes["fig3_left"])
     inputs.subsets = _read_probing(probing / "subsets.jsonl", notes["fig3_right"])
-    tsne_files = sorted(probing.glob("tsne_*.npz")) if probing.is_dir() else []
-    inputs.tsne = [_read_tsne(p) for p in tsne_files]
-    return inputs
+    undefined = defaultdict(int)
+    for record in inputs.along_training or []:
+        if math.isnan(float(record.value)):
+            undefined[record.metric] += 1
+    for metric, count in sorted(undefined.items()):
+        notes["fig3_left"].append(
+            f"`{metric}` is undefined (NaN) in {count} record(s): the probe's test rows were "
+            "fewer than max(4, k + 2), where the sample size alone fixes it, or the "
+            "representations collapsed (docs/experiments.md); it is not drawn there."
+        )
+    if not probing.is_dir():
+        return
+    inputs.tsne = [_read_tsne(p) for p in sorted(probing.glob("tsne_*.npz"))]
+    # A t-SNE skipped by the probing stage (pipeline/probing/fig6_tsne.py: collapsed points)
+    # leaves tsne_<run>.skipped.json with the reason, shown in place of its panel.
+    for path in sorted(probing.glob("tsne_*.skipped.json")):
+        note = _read_json(path)
+        reason = note.get("reason", "no reason recorded") if isinstance(note, dict) else note
+        run = path.name.removeprefix("tsne_").removesuffix(".skipped.json")
+        notes["fig6"].append(f"t-SNE of `{run}` skipped: {reason}.")

@@ -82,6 +82,7 @@ TABLE2_STD: dict[str, dict[str, float]] = {
 }
 
 # Table 3: the ablation grid, (pairing, tau) -> (AU accuracy %, EE success %), averaged over tasks.
+# Its keys are the grid of mirror_align.constants (ABLATION_PAIRINGS x ABLATION_TAUS); a test ties them.
 # The paper's third row is "By Class" (called "By Task" in its text); our pairing name is "class".
 TABLE3: dict[tuple[str, float], tuple[float, float]] = {
     ("episode", 0.02): (74.0, 86.4),
@@ -94,8 +95,6 @@ TABLE3: dict[tuple[str, float], tuple[float, float]] = {
     ("class", 0.1): (71.6, 85.7),
     ("class", 0.2): (72.2, 85.6),
 }
-TABLE3_PAIRINGS: tuple[str, ...] = ("episode", "instruction", "class")
-TABLE3_TAUS: tuple[float, ...] = (0.02, 0.1, 0.2)
 
 
 def paper_column(task: str) -> str:

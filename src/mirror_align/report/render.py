@@ -18,20 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from mirror_align.atomic import write_bytes_atomic, write_text_atomic
-from mirror_align.report import keyframes as ee_diagnostics  # issue 11.7-11.9 (byod)
+from mirror_align.constants import RECOGNITION, SUCCESS
+from mirror_align.report import keyframes as ee_diagnostics  # issue 11.7-11.9
 from mirror_align.report import plots
+from mirror_align.report.ablation_tables import beyond_table, table3
 from mirror_align.report.inputs import ReportInputs, load_inputs
 from mirror_align.report.tables import (
-    RECOGNITION,
-    SUCCESS,
     Missing,
     Table,
-    beyond_table,
     comparison_table,
     inline_html,
     main_table,
     per_seed_tables,
-    table3,
     verdict,
 )
 
@@ -95,16 +93,32 @@ def _recorded_versions(config: dict[str, Any] | None) -> dict[str, str]:
     return found
 
 
-def build_sections(inputs: ReportInputs, figures: dict[str, bytes | Missing]) -> list[Section]:
-    """The report's sections in order, from ``inputs`` and the rendered ``figures``."""
-    notes = inputs.notes
+def _with_notes(section: Section, notes: dict[str, list[str]], *keys: str) -> Section:
+    for key in keys:
+        for note in notes.get(key, []):
+            section.add(note, "note")
+    return section
 
-    def with_notes(section: Section, *keys: str) -> Section:
-        for key in keys:
-            for note in notes.get(key, []):
-                section.add(note, "note")
-        return section
 
+def _figure(
+    figures: dict[str, bytes | Missing],
+    notes: dict[str, list[str]],
+    anchor: str,
+    title: str,
+    name: str,
+    caption: str,
+) -> Section:
+    """A figure's section (or what is missing), with the notes filed under ``anchor``'s key."""
+    section = Section(anchor, title)
+    fig = figures[name]
+    if isinstance(fig, Missing):
+        section.add(fig)
+    else:
+        section.blocks.append(("figure", (name, caption)))
+    return _with_notes(section, notes, anchor)
+
+
+def _summary_section(inputs: ReportInputs) -> Section:
     summary = Section("summary", "Summary and verdict")
     summary.add(verdict(inputs), "verdict")
     summary.add(comparison_table(inputs))
@@ -115,68 +129,50 @@ def build_sections(inputs: ReportInputs, figures: dict[str, bytes | Missing]) ->
         f"`{inputs.split}`. Our numbers are MirrorBench (MuJoCo) results of this run; columns "
         "labelled 'paper (RLBench, GPU scale)' are the paper's own numbers, for reference."
     )
-    with_notes(summary, "manifest")
+    return _with_notes(summary, inputs.notes, "manifest")
 
-    t1 = with_notes(Section("table1", "Table 1: action recognition (AU vs MN)"), "main")
-    t1.add(main_table(inputs, RECOGNITION))
-    t2 = Section("table2", "Table 2: embodied execution (EE vs MN)")
-    t2.add(main_table(inputs, SUCCESS))
-    t3 = with_notes(Section("table3", "Table 3: ablation (pairing × τ)"), "ablation")
-    t3.add(table3(inputs))
 
-    def figure(anchor: str, title: str, name: str, caption: str, *keys: str) -> Section:
-        section = Section(anchor, title)
-        fig = figures[name]
-        if isinstance(fig, Missing):
-            section.add(fig)
-        else:
-            section.blocks.append(("figure", (name, caption)))
-        return with_notes(section, *keys)
-
-    f3l = figure(
-        "fig3_left",
-        "Fig. 3 left: alignment probing along training",
-        "fig3_left",
-        "Probe Recall@1 (AU↔EE retrieval in the probe's shared space) of the separately trained "
-        "AU and EE checkpoints at each training step, with chance; right: mutual k-NN and CKA. "
-        "Lines are means over probe seeds, bands ± std.",
-        "fig3_left",
-    )
+def _figure_sections(inputs: ReportInputs, figures: dict[str, bytes | Missing]) -> list[Section]:
+    """Fig. 3 left, Fig. 3 right and Fig. 6."""
     from mirror_align.pipeline.probing import MIN_SUBSET_ROWS
 
-    f3r = figure(
-        "fig3_right",
-        "Fig. 3 right: probing on success vs failure subsets",
-        "fig3_right",
-        "Subset Recall@1 with equal sample sizes per subset; bars are means over repeats, error "
-        "bars the sample std over repeats. 'no data': that comparison had fewer than "
-        f"{MIN_SUBSET_ROWS} episodes in one of its two subsets (e.g. too few successful "
-        "rollouts), so it was not probed.",
-        "fig3_right",
-    )
-    f6 = figure(
-        "fig6",
-        "Fig. 6: t-SNE of the shared space (MN vs baseline)",
-        "fig6_tsne",
-        "Colour = instruction, circle = AU, triangle = EE. MN uses its own aligner; the baseline "
-        "pair is mapped by a probe fitted first, as in the paper.",
-        "fig6",
-    )
-    beyond = with_notes(Section("beyond", "Beyond the paper"), "beyond")
-    beyond.add(beyond_table(inputs))
-    beyond.add("Mutual k-NN and CKA along training are in the right panel of Fig. 3 left.")
-    curves = figure(
-        "training",
-        "Training curves",
-        "training_curves",
-        "Loss terms and the InfoNCE mutual-information lower bound of the main runs "
-        "(colour = method, line style = seed).",
-        "training",
-    )
-    per_seed = Section("per_seed", "Per-seed numbers")
-    per_seed.add(per_seed_tables(inputs))
+    notes = inputs.notes
+    return [
+        _figure(
+            figures,
+            notes,
+            "fig3_left",
+            "Fig. 3 left: alignment probing along training",
+            "fig3_left",
+            "Probe Recall@1 (AU↔EE retrieval in the probe's shared space) of the separately "
+            "trained AU and EE checkpoints at each training step, with chance; right: mutual k-NN "
+            "and CKA. Lines are means over probe seeds, bands ± std.",
+        ),
+        _figure(
+            figures,
+            notes,
+            "fig3_right",
+            "Fig. 3 right: probing on success vs failure subsets",
+            "fig3_right",
+            "Subset Recall@1 with equal sample sizes per subset; bars are means over repeats, "
+            "error bars the sample std over repeats. 'no data': that comparison had fewer than "
+            f"{MIN_SUBSET_ROWS} episodes in one of its two subsets (e.g. too few successful "
+            "rollouts), so it was not probed.",
+        ),
+        _figure(
+            figures,
+            notes,
+            "fig6",
+            "Fig. 6: t-SNE of the shared space (MN vs baseline)",
+            "fig6_tsne",
+            "Colour = instruction, circle = AU, triangle = EE. MN uses its own aligner; the "
+            "baseline pair is mapped by a probe fitted first, as in the paper.",
+        ),
+    ]
 
-    config = with_notes(Section("config", "Config and versions"), "config")
+
+def _config_section(inputs: ReportInputs) -> Section:
+    config = _with_notes(Section("config", "Config and versions"), inputs.notes, "config")
     rows = [[k, v] for k, v in _recorded_versions(inputs.config).items()]
     rows += [
         ["mirror-align (rendering the report)", _version("mirror-align")],
@@ -194,8 +190,44 @@ def build_sections(inputs: ReportInputs, figures: dict[str, bytes | Missing]) ->
     if inputs.config is not None:
         config.add("`config.json`:")
         config.add(json.dumps(inputs.config, indent=2), "pre")
-    diagnostics = ee_diagnostics.sections(inputs, figures, Section)  # issue 11.7-11.9 (byod)
-    return [summary, t1, t2, *diagnostics, t3, f3l, f3r, f6, beyond, curves, per_seed, config]
+    return config
+
+
+def build_sections(inputs: ReportInputs, figures: dict[str, bytes | Missing]) -> list[Section]:
+    """The report's sections in order, from ``inputs`` and the rendered ``figures``."""
+    notes = inputs.notes
+    t1 = _with_notes(Section("table1", "Table 1: action recognition (AU vs MN)"), notes, "main")
+    t1.add(main_table(inputs, RECOGNITION))
+    t2 = Section("table2", "Table 2: embodied execution (EE vs MN)")
+    t2.add(main_table(inputs, SUCCESS))
+    t3 = _with_notes(Section("table3", "Table 3: ablation (pairing × τ)"), notes, "ablation")
+    t3.add(table3(inputs))
+    beyond = _with_notes(Section("beyond", "Beyond the paper"), notes, "beyond")
+    beyond.add(beyond_table(inputs))
+    beyond.add("Mutual k-NN and CKA along training are in the right panel of Fig. 3 left.")
+    curves = _figure(
+        figures,
+        notes,
+        "training",
+        "Training curves",
+        "training_curves",
+        "Loss terms and the InfoNCE mutual-information lower bound of the main runs "
+        "(colour = method, line style = seed).",
+    )
+    per_seed = Section("per_seed", "Per-seed numbers")
+    per_seed.add(per_seed_tables(inputs))
+    return [
+        _summary_section(inputs),
+        t1,
+        t2,
+        *ee_diagnostics.sections(inputs, figures, Section),  # issue 11.7-11.9
+        t3,
+        *_figure_sections(inputs, figures),
+        beyond,
+        curves,
+        per_seed,
+        _config_section(inputs),
+    ]
 
 
 def to_markdown(sections: list[Section]) -> str:

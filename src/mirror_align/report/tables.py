@@ -11,8 +11,9 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from mirror_align.constants import RECOGNITION, SUCCESS
 from mirror_align.report import paper_numbers as paper
-from mirror_align.report.inputs import RECOGNITION, SUCCESS, ReportInputs, RunInfo
+from mirror_align.report.inputs import ReportInputs
 from mirror_align.report.stats import (
     Paired,
     Summary,
@@ -334,132 +335,6 @@ def verdict(inputs: ReportInputs) -> str:
     else:
         sentences.insert(0, "No verdict: the main comparison has no evaluation records.")
     return " ".join(sentences)
-
-
-def _ablation_cell(inputs: ReportInputs, pairing: str, tau: float) -> RunInfo | None:
-    def matches(r: RunInfo) -> bool:
-        return (
-            r.method == "mn"
-            and r.pairing == pairing
-            and r.tau is not None
-            and abs(r.tau - tau) < 1e-9
-            and r.projector in (None, "linear")
-            and not r.multi_positive
-        )
-
-    found = [r for r in inputs.group("ablation") if matches(r)]
-    if not found:  # the default cell may be the main MN run at the ablation's seed
-        seeds = {r.seed for r in inputs.group("ablation")}
-        found = [r for r in inputs.group("main", "mn") if matches(r) and r.seed in seeds]
-    return found[0] if found else None
-
-
-def table3(inputs: ReportInputs) -> Table | Missing:
-    """Table 3: pairing × τ, AU accuracy and EE success per cell (``task=all``), paper beside."""
-    if inputs.manifest is None:
-        return Missing(
-            f"No `manifest.json` in {inputs.root}: run `mirror-align reproduce --out {inputs.root}`."
-        )
-    if not inputs.group("ablation"):
-        return Missing(
-            "Skipped (--skip-ablation): `manifest.json` lists no `ablation` runs. Make it with "
-            f"`mirror-align reproduce --out {inputs.root}` without `--skip-ablation`."
-        )
-    rows = []
-    for pairing in paper.TABLE3_PAIRINGS:
-        for tau in paper.TABLE3_TAUS:
-            info = _ablation_cell(inputs, pairing, tau)
-            p_au, p_ee = paper.TABLE3[(pairing, tau)]
-            if info is None:
-                ours = ["not run", "not run", "-"]
-            else:
-                au = metric_value(inputs, info.name, RECOGNITION, "all")
-                ee = metric_value(inputs, info.name, SUCCESS, "all")
-                ours = [
-                    "missing" if au is None else fmt(au),
-                    "missing" if ee is None else fmt(ee),
-                    info.name,
-                ]
-            rows.append(
-                [pairing, f"{tau:g}", ours[0], f"{p_au:.1f}", ours[1], f"{p_ee:.1f}", ours[2]]
-            )
-    seeds = sorted({r.seed for r in inputs.group("ablation")})
-    for method, col in (("au", 2), ("ee", 4)):
-        base = [r for r in inputs.group("main", method) if r.seed in seeds]
-        if base:
-            metric = RECOGNITION if method == "au" else SUCCESS
-            value = metric_value(inputs, base[0].name, metric, "all")
-            row = [f"baseline ({method.upper()} alone)", "-", "-", "-", "-", "-", base[0].name]
-            row[col] = "missing" if value is None else fmt(value)
-            rows.append(row)
-    headers = [
-        "pairing",
-        "τ",
-        "AU accuracy (ours)",
-        f"AU accuracy: {paper.PAPER_LABEL}",
-        "EE success (ours)",
-        f"EE success: {paper.PAPER_LABEL}",
-        "run",
-    ]
-    notes = [
-        f"Ours: one training seed ({', '.join(map(str, seeds))}), `task=all`, split "
-        f"`{inputs.split}`; EE success is the mean over evaluation seeds. The paper's third row "
-        "is 'By Class'.",
-    ]
-    return Table(
-        "Table 3: ablation, positive-pair definition × temperature τ (%)", headers, rows, notes
-    )
-
-
-def _difference(info: RunInfo, ref: RunInfo) -> str:
-    parts = []
-    if info.multi_positive != ref.multi_positive:
-        parts.append("multi-positive InfoNCE" if info.multi_positive else "single-positive InfoNCE")
-    if info.projector != ref.projector:
-        parts.append(f"{info.projector} projector")
-    if info.pairing != ref.pairing:
-        parts.append(f"pairing {info.pairing}")
-    if info.tau != ref.tau:
-        parts.append(f"τ {info.tau:g}")
-    return ", ".join(parts) or "same settings"
-
-
-def beyond_table(inputs: ReportInputs) -> Table | Missing:
-    """Multi-positive loss and MLP projector vs the main MN run of the same seed."""
-    runs = inputs.group("beyond")
-    if not runs:
-        return Missing(
-            "`manifest.json` lists no `beyond` runs (multi-positive loss, MLP projector): "
-            f"they are made by `mirror-align reproduce --out {inputs.root}` without "
-            "`--skip-ablation`."
-        )
-    rows = []
-    for info in runs:
-        ref = next((r for r in inputs.group("main", "mn") if r.seed == info.seed), None)
-        cells = [info.name, "-" if ref is None else _difference(info, ref)]
-        for metric in (RECOGNITION, SUCCESS):
-            value = metric_value(inputs, info.name, metric, "all")
-            ref_value = None if ref is None else metric_value(inputs, ref.name, metric, "all")
-            cells.append("missing" if value is None else fmt(value))
-            cells.append("missing" if ref_value is None else fmt(ref_value))
-            cells.append(
-                "n/a" if value is None or ref_value is None else fmt(value - ref_value, signed=True)
-            )
-        cells.append("-" if ref is None else ref.name)
-        rows.append(cells)
-    headers = [
-        "run",
-        "change vs MN",
-        "AU accuracy",
-        "AU accuracy of MN",
-        "Δ",
-        "EE success",
-        "EE success of MN",
-        "Δ",
-        "reference MN run",
-    ]
-    notes = ["One training seed each; `task=all`, %; Δ is this run minus the reference MN run."]
-    return Table("Beyond the paper: loss and projector variants (%)", headers, rows, notes)
 
 
 def per_seed_tables(inputs: ReportInputs) -> list[Table] | Missing:

@@ -1,0 +1,103 @@
+"""The experiment plan: which training runs ``reproduce`` and ``ablate`` make, and
+``DIR/manifest.json``, which lists them for the report (layout: docs/experiments.md)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from mirror_align.atomic import write_json_atomic
+from mirror_align.config.experiment import ExperimentConfig, loop_steps
+from mirror_align.constants import ABLATION_PAIRINGS, ABLATION_TAUS, METHODS
+from mirror_align.errors import UserInputError
+
+PROBE_CHECKPOINTS = 5  # checkpoints along training of the seed-0 baselines (Fig. 3 left)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the experiment: what the manifest records about it."""
+
+    name: str
+    method: str
+    seed: int
+    group: str  # main | ablation | beyond
+    pairing: str
+    tau: float
+    projector: str
+    multi_positive: bool
+
+    def configure(self, base: ExperimentConfig) -> ExperimentConfig:
+        """The base config with this run's seed and aligner settings."""
+        align = replace(
+            base.align,
+            pairing=self.pairing,
+            tau=self.tau,
+            projector=self.projector,
+            multi_positive=self.multi_positive,
+        )
+        train = base.train
+        if self.group == "main" and self.seed == base.seed and self.method in ("au", "ee"):
+            # Keep checkpoints along training for probing the baselines (Fig. 3 left).
+            every = max(1, len(loop_steps(base, self.method)) // PROBE_CHECKPOINTS)
+            train = replace(train, checkpoint_every=every, keep_checkpoints=0)
+        return replace(base, seed=self.seed, align=align, train=train)
+
+
+def plan_runs(
+    config: ExperimentConfig, seeds: list[int], ablation: bool, main: bool = True
+) -> list[RunSpec]:
+    """The main comparison (AU, EE, MN) for every seed, then (unless skipped) the Table 3 grid
+    (:data:`~mirror_align.constants.ABLATION_PAIRINGS` x ``ABLATION_TAUS``) and the beyond-the-paper
+    runs (multi-positive loss, MLP projector), both at the first seed."""
+    a = config.align
+    runs = []
+    if main:
+        runs = [
+            RunSpec(f"{m}_s{s}", m, s, "main", a.pairing, a.tau, a.projector, a.multi_positive)
+            for s in seeds
+            for m in METHODS
+        ]
+    if ablation:
+        first = seeds[0]
+        for pairing in ABLATION_PAIRINGS:
+            for tau in ABLATION_TAUS:
+                name = f"ablation_{pairing}_t{tau:g}"
+                runs.append(
+                    RunSpec(name, "mn", first, "ablation", pairing, tau, a.projector, False)
+                )
+        runs.append(
+            RunSpec(
+                f"mn_multi_s{first}", "mn", first, "beyond", a.pairing, a.tau, a.projector, True
+            )
+        )
+        runs.append(
+            RunSpec(f"mn_mlp_s{first}", "mn", first, "beyond", a.pairing, a.tau, "mlp", False)
+        )
+    return runs
+
+
+def write_manifest(out: Path, preset: str, seeds: list[int], runs: list[RunSpec]) -> None:
+    """``DIR/manifest.json`` (docs/experiments.md), atomically."""
+    write_json_atomic(
+        out / "manifest.json",
+        {"preset": preset, "seeds": seeds, "runs": [asdict(r) for r in runs]},
+    )
+
+
+def load_manifest(out: str | Path) -> dict[str, Any]:
+    """``DIR/manifest.json`` as a dict."""
+    path = Path(out) / "manifest.json"
+    if not path.is_file():
+        raise UserInputError(f"{path} not found; run `mirror-align reproduce --out {out}` first")
+    return json.loads(path.read_text())
+
+
+def manifest_runs(out: Path) -> list[RunSpec]:
+    """Runs already listed in ``out/manifest.json`` (none if it does not exist yet)."""
+    path = out / "manifest.json"
+    if not path.is_file():
+        return []
+    return [RunSpec(**r) for r in json.loads(path.read_text())["runs"]]

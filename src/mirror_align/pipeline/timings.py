@@ -1,0 +1,69 @@
+"""``DIR/timings.json``: seconds per stage, kept across interrupted and resumed invocations.
+
+A stage's entry is the time spent doing its work, summed over every invocation that worked on it:
+a training run interrupted at step 600 and resumed to step 1000 records both parts, and a stage
+found complete (skipped) keeps the time recorded when it ran. The report is re-rendered from
+scratch each time, so its entry is the latest render. ``total`` is the sum of the stage entries.
+The file is rewritten after every stage, so an interruption (Ctrl-C, an exception) keeps what was
+measured up to it; only a hard kill loses the stage in progress.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mirror_align.atomic import write_json_atomic
+from mirror_align.errors import UserInputError
+
+TOTAL = "total"
+
+
+class StageTimes:
+    """The stage seconds of ``path`` (read if it exists), updated by :meth:`stage`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: dict[str, float] = _read(path)
+
+    @contextmanager
+    def stage(self, name: str, *, redone: bool = False) -> Iterator[None]:
+        """Time the block as stage ``name`` and save the file, even when the block raises.
+
+        The time is added to what earlier invocations recorded, unless ``redone`` (the stage is
+        done again from scratch every time, as the report is): then it replaces it.
+        """
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            self.seconds[name] = elapsed + (0.0 if redone else self.seconds.get(name, 0.0))
+            self.save()
+
+    def rounded(self) -> dict[str, float]:
+        """Stage -> seconds rounded to 0.1 s, then ``total`` (their sum): the file's content."""
+        data = {k: round(v, 1) for k, v in self.seconds.items()}
+        data[TOTAL] = round(sum(self.seconds.values()), 1)
+        return data
+
+    def save(self) -> None:
+        """Write :meth:`rounded` to the file atomically."""
+        write_json_atomic(self.path, self.rounded())
+
+
+def _read(path: Path) -> dict[str, float]:
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserInputError(
+            f"{path}: not valid JSON ({error}); delete it to start afresh"
+        ) from error
+    if not isinstance(raw, dict) or not all(isinstance(v, int | float) for v in raw.values()):
+        raise UserInputError(f"{path}: expected an object of stage -> seconds")
+    return {str(k): float(v) for k, v in raw.items() if k != TOTAL}
