@@ -46,6 +46,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mirror_align.config.experiment import load_experiment
+from mirror_align.models import KeyframePolicy
 from mirror_align.models.factory import build_models
 from mirror_align.models.synthetic import random_au_batch, random_ee_batch
 
@@ -85,7 +86,7 @@ def build(method: str) -> tuple[nn.Module, dict[str, torch.Tensor]]:
 def _decoded(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The eval-mode outputs: ``represent`` and what each model decodes from a batch."""
     out = {"represent": model.represent(batch)}
-    if hasattr(model, "decode"):  # the EE policy
+    if isinstance(model, KeyframePolicy):
         tokens = model.decode(batch)
         out["predict"] = model.predict(batch)
         out["pixel"] = tokens["pixel"]
