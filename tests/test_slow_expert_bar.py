@@ -3,7 +3,7 @@
 The bar: at 64 px, the expert succeeds on at least 98 % of 50 seeds spread over the task's
 variations (seed ``s`` runs variation ``s % variation_count``). This runs the same machinery as
 ``mirror-align validate`` (through the CLI, so the command is exercised too) and reads its JSON
-report. About 10 s per task; run with ``make test-slow``.
+report. 5-50 s per task (6 min for all 18 on 2 shared cores); run with ``make test-slow``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The default lane runs the same pipeline with 6 training steps and one evaluation
 that the report's sections exist. This runs the preset unshortened (only ``train.threads=1`` is
 set, for the shared machine) and reads the report's tables: every Table 3 cell (pairing x tau from
 ``constants``) and both beyond-the-paper variants must carry a measured number, not "not run" or
-"missing". Several minutes on 2 cores; run with ``make test-slow``.
+"missing". 6.5 min on 2 shared cores; run with ``make test-slow``.
 """
 
 from __future__ import annotations
