@@ -46,8 +46,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mirror_align.config.experiment import load_experiment
+from mirror_align.constants import CAMERAS, WORKSPACE_BOUNDS
 from mirror_align.models import KeyframePolicy
-from mirror_align.models.factory import build_models
+from mirror_align.models.factory import DataFacts, build_models
 from mirror_align.models.synthetic import random_au_batch, random_ee_batch
 
 FIXTURE = Path(__file__).parent / "golden" / "models_tiny.safetensors"
@@ -71,14 +72,22 @@ def build(method: str) -> tuple[nn.Module, dict[str, torch.Tensor]]:
 
     The one function to adapt when ``build_models`` or the batch format changes."""
     config = load_experiment("tiny")
-    model = build_models(config, list(INSTRUCTIONS), method)[method]
-    generator = torch.Generator().manual_seed(1234)
     size = config.data.image_size
+    # What a MirrorBench dataset of the tiny preset states: its size, cameras, frames and bounds.
+    facts = DataFacts(
+        image_size=size,
+        cameras=CAMERAS,
+        video_frames=config.data.video_frames,
+        workspace_bounds=WORKSPACE_BOUNDS,
+        instructions=tuple(INSTRUCTIONS),
+    )
+    model = build_models(config, facts, method)[method]
+    generator = torch.Generator().manual_seed(1234)
     if method == "au":
         frames = config.data.video_frames
         batch = random_au_batch(BATCH, len(INSTRUCTIONS), frames, size, generator=generator)
     else:
-        views = config.ee.num_views
+        views = len(CAMERAS)
         batch = random_ee_batch(BATCH, len(INSTRUCTIONS), size, views, generator=generator)
     return model, batch
 
