@@ -38,7 +38,7 @@ def _train(data, method, out):
 
 def test_user_dataset_trains_evaluates_probes_and_reports(tmp_path, capsys):
     from mirror_align.config.experiment import load_experiment
-    from mirror_align.pipeline.reproduce import plan_runs, write_manifest
+    from mirror_align.pipeline.manifest import plan_runs, write_manifest
 
     data = write_byod_dataset(tmp_path / "my_robot_dataset")
     assert main(["dataset", "verify", str(data)]) == 0

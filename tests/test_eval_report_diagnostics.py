@@ -10,7 +10,7 @@ import pytest
 from mirror_align.eval.failure_analysis import FAILURE_KINDS
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics
 from mirror_align.eval.offline import by_keyframe_metric
-from mirror_align.pipeline.reproduce import RunSpec, write_manifest
+from mirror_align.pipeline.manifest import RunSpec, write_manifest
 from mirror_align.report import keyframes as diagnostics
 from mirror_align.report.inputs import load_inputs
 from mirror_align.report.tables import Missing, Table
