@@ -121,6 +121,89 @@ def copy_bandwidth() -> tuple[float, float]:
     return float(np.median(fresh)), float(np.median(reused))
 
 
+def bench_generation(workdir: Path, tasks: list[str], episodes: int, frames: int) -> None:
+    """Generation rate and bytes per episode at 64 and 128 px with 1 and 2 workers, then the
+    paper-scale projection; leaves ``workdir/gen_64_2`` for the loaders."""
+    rates = {}
+    for size in (64, 128):
+        reference = bare_simulator_rate(tasks, episodes, size, frames)
+        print(f"[{size:3d} px] bare simulator (reference): {reference:6.2f} episodes/s")
+        for workers in (1, 2):
+            out = workdir / f"gen_{size}_{workers}"
+            cpu_before = cpu_seconds()
+            result = generate(out, tasks, episodes, "train", size, frames, workers,
+                              progress=False)  # fmt: skip
+            cpu = (cpu_seconds() - cpu_before) / result.generated
+            rate = result.episodes_per_second
+            rates[(size, workers)] = (rate, cpu)
+            per_episode = DatasetReader(out).summary()["bytes_per_episode"]
+            print(
+                f"[{size:3d} px] generate, {workers} worker(s): {rate:6.2f} episodes/s "
+                f"(x{rate / reference:.2f} of the bare simulator), {cpu:.3f} CPU s/episode, "
+                f"{per_episode / 1024:.1f} KB/episode on disk, {result.total_failed} failed"
+            )
+    print_projection(rates, tasks)
+
+
+def print_projection(rates: dict[tuple[int, int], tuple[float, float]], tasks: list[str]) -> None:
+    """The paper-scale generation time at 128 px with 2 workers, two ways."""
+    rate = rates[(128, 2)][0]
+    cpu = rates[(128, 1)][1]  # in-process run: the per-episode work without worker start-up
+    for label, seconds in (
+        ("at the measured rate", PAPER_EPISODES / rate),
+        (
+            "from the 1-worker CPU time per episode spread over 2 idle cores",
+            PAPER_EPISODES * cpu / 2,
+        ),
+    ):
+        print(
+            f"projection, 18 tasks x 125 episodes at 128 px with 2 workers, {label}: "
+            f"{seconds / 60:.1f} min (target {TARGET_SECONDS / 60:.0f} min: "
+            f"{'met' if seconds <= TARGET_SECONDS else 'NOT met'}; from {len(tasks)} "
+            "implemented task(s), others may have more keyframes)"
+        )
+
+
+def bench_loaders(root: str) -> None:
+    """Cache memory and loader rates on the 64 px dataset at ``root`` (the quick-run size)."""
+    import torch
+    from torch.utils.data import default_collate
+
+    from mirror_align.data.loaders import AUClipDataset, EEKeyframeDataset, collate
+
+    au = AUClipDataset(root, "train", clip_frames=8, train=True)
+    ee = EEKeyframeDataset(root, "train", augment=True)
+    episodes = len(au)
+    cached = au.cached_bytes() + ee.cached_bytes()
+    per_episode = cached / episodes
+    print(
+        f"cache: {cached / 2**20:.1f} MiB for {episodes} episodes at 64 px "
+        f"({per_episode / 2**20:.2f} MiB/episode, RSS of a fresh process grew "
+        f"{cache_rss_growth(root) / 2**20:.1f} MiB); 18 tasks x 100 episodes -> "
+        f"{per_episode * 1800 / 2**30:.2f} GiB"
+    )
+    au_disk = AUClipDataset(root, "train", clip_frames=8, train=True, cache=False)
+    ee_disk = EEKeyframeDataset(root, "train", augment=True, cache=False)
+    threads = torch.get_num_threads()
+    for name, cached_ds, disk_ds in (("AU clips", au, au_disk), ("EE keyframes", ee, ee_disk)):
+        reference = loader_rate(disk_ds, 32, 0, 10, collate)
+        rows = [
+            (0, threads, default_collate, "default_collate"),
+            (0, 1, default_collate, "default_collate"),
+            (0, threads, collate, "data.loaders.collate"),
+            (2, threads, collate, "data.loaders.collate"),
+        ]
+        for workers, torch_threads, collate_fn, label in rows:
+            torch.set_num_threads(torch_threads)
+            rate = loader_rate(cached_ds, 32, workers, 20, collate_fn)
+            torch.set_num_threads(threads)
+            print(
+                f"loader {name}, cached, {workers} workers, {label}, torch {torch_threads} "
+                f"thread(s): {rate:8.1f} samples/s (x{rate / reference:.2f} of reading from "
+                f"disk: {reference:.1f}/s)"
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=12, help="episodes per task per setting")
@@ -144,78 +227,8 @@ def main() -> int:
             generate(workdir / "gen_64_2", tasks, args.episodes, "train", 64, args.video_frames, 2,
                      progress=False)  # fmt: skip
         else:
-            rates = {}
-            for size in (64, 128):
-                reference = bare_simulator_rate(tasks, args.episodes, size, args.video_frames)
-                print(f"[{size:3d} px] bare simulator (reference): {reference:6.2f} episodes/s")
-                for workers in (1, 2):
-                    out = workdir / f"gen_{size}_{workers}"
-                    cpu_before = cpu_seconds()
-                    result = generate(out, tasks, args.episodes, "train", size, args.video_frames,
-                                      workers, progress=False)  # fmt: skip
-                    cpu = (cpu_seconds() - cpu_before) / result.generated
-                    rate = result.episodes_per_second
-                    rates[(size, workers)] = (rate, cpu)
-                    per_episode = DatasetReader(out).summary()["bytes_per_episode"]
-                    print(
-                        f"[{size:3d} px] generate, {workers} worker(s): {rate:6.2f} episodes/s "
-                        f"(x{rate / reference:.2f} of the bare simulator), {cpu:.3f} CPU s/episode, "
-                        f"{per_episode / 1024:.1f} KB/episode on disk, {result.total_failed} failed"
-                    )
-            rate = rates[(128, 2)][0]
-            cpu = rates[(128, 1)][1]  # in-process run: the per-episode work without worker start-up
-            for label, seconds in (
-                ("at the measured rate", PAPER_EPISODES / rate),
-                (
-                    "from the 1-worker CPU time per episode spread over 2 idle cores",
-                    PAPER_EPISODES * cpu / 2,
-                ),
-            ):
-                print(
-                    f"projection, 18 tasks x 125 episodes at 128 px with 2 workers, {label}: "
-                    f"{seconds / 60:.1f} min (target {TARGET_SECONDS / 60:.0f} min: "
-                    f"{'met' if seconds <= TARGET_SECONDS else 'NOT met'}; from {len(tasks)} "
-                    "implemented task(s), others may have more keyframes)"
-                )
-
-        # Loaders on the 64 px dataset (the quick-run size).
-        import torch
-        from torch.utils.data import default_collate
-
-        from mirror_align.data.loaders import AUClipDataset, EEKeyframeDataset, collate
-
-        root = str(workdir / "gen_64_2")
-        au = AUClipDataset(root, "train", clip_frames=8, train=True)
-        ee = EEKeyframeDataset(root, "train", augment=True)
-        episodes = len(au)
-        cached = au.cached_bytes() + ee.cached_bytes()
-        per_episode = cached / episodes
-        print(
-            f"cache: {cached / 2**20:.1f} MiB for {episodes} episodes at 64 px "
-            f"({per_episode / 2**20:.2f} MiB/episode, RSS of a fresh process grew "
-            f"{cache_rss_growth(root) / 2**20:.1f} MiB); 18 tasks x 100 episodes -> "
-            f"{per_episode * 1800 / 2**30:.2f} GiB"
-        )
-        au_disk = AUClipDataset(root, "train", clip_frames=8, train=True, cache=False)
-        ee_disk = EEKeyframeDataset(root, "train", augment=True, cache=False)
-        threads = torch.get_num_threads()
-        for name, cached_ds, disk_ds in (("AU clips", au, au_disk), ("EE keyframes", ee, ee_disk)):
-            reference = loader_rate(disk_ds, 32, 0, 10, collate)
-            rows = [
-                (0, threads, default_collate, "default_collate"),
-                (0, 1, default_collate, "default_collate"),
-                (0, threads, collate, "data.loaders.collate"),
-                (2, threads, collate, "data.loaders.collate"),
-            ]
-            for workers, torch_threads, collate_fn, label in rows:
-                torch.set_num_threads(torch_threads)
-                rate = loader_rate(cached_ds, 32, workers, 20, collate_fn)
-                torch.set_num_threads(threads)
-                print(
-                    f"loader {name}, cached, {workers} workers, {label}, torch {torch_threads} "
-                    f"thread(s): {rate:8.1f} samples/s (x{rate / reference:.2f} of reading from "
-                    f"disk: {reference:.1f}/s)"
-                )
+            bench_generation(workdir, tasks, args.episodes, args.video_frames)
+        bench_loaders(str(workdir / "gen_64_2"))
         fresh, reused = copy_bandwidth()
         print(
             f"reference: copying 25 MB into fresh memory {fresh:.0f} MB/s, into reused memory "

@@ -45,28 +45,19 @@ def seconds_per_call(step: Callable[[], None], seconds: float) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="quick", choices=["tiny", "quick"])
-    parser.add_argument("--batch", type=int, default=32, help="pairs per step (quick.yaml: 32)")
-    parser.add_argument("--seconds", type=float, default=8.0, help="timing window per case")
-    parser.add_argument("--share", type=float, nargs="+", default=[0.2, 0.5], help="AU step share")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-
+def time_steps(preset: str, batch: int, seconds: float) -> dict[str, float]:
+    """Seconds per AU, EE and MN (with and without the AU loss) step on random batches."""
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    au_cfg, ee_cfg = video_text_preset(args.preset), policy_preset(args.preset)
-    size = load_experiment(args.preset).data.image_size  # the preset's dataset image size
+    au_cfg, ee_cfg = video_text_preset(preset), policy_preset(preset)
+    size = load_experiment(preset).data.image_size  # the preset's dataset image size
     au = VideoTextModel(au_cfg, TABLE, image_size=size)
     ee = KeyframePolicy(
         ee_cfg, TABLE, image_size=size, num_views=len(CAMERAS), workspace_bounds=WORKSPACE_BOUNDS
     )
     aligner = Aligner(au.representation_dim, ee.representation_dim, dim=1024)
-    au_batch = random_au_batch(args.batch, len(TABLE), au_cfg.num_frames, au.image_size, g)
-    ee_batch = random_ee_batch(args.batch, len(TABLE), size, generator=g)
+    au_batch = random_au_batch(batch, len(TABLE), au_cfg.num_frames, au.image_size, g)
+    ee_batch = random_ee_batch(batch, len(TABLE), size, generator=g)
     keys = ee_batch["instruction_id"]
     for m in (au, ee, aligner):
         m.train()
@@ -86,18 +77,31 @@ def main() -> None:
     def ee_step() -> None:
         update(ee(ee_batch).loss)
 
-    def mn_step(with_au_loss: bool) -> None:
+    def mn_step(*, with_au_loss: bool) -> None:
         au_out = au(au_batch, with_loss=with_au_loss)
         ee_out = ee(ee_batch)
         aligned = aligner(au_out.representation, ee_out.representation, keys)
         update(au_out.loss + ee_out.loss + 0.5 * aligned.loss)
 
-    t = {
-        "AU step": seconds_per_call(au_step, args.seconds),
-        "EE step": seconds_per_call(ee_step, args.seconds),
-        "MN step, AU loss": seconds_per_call(lambda: mn_step(True), args.seconds),
-        "MN step, no AU loss": seconds_per_call(lambda: mn_step(False), args.seconds),
+    return {
+        "AU step": seconds_per_call(au_step, seconds),
+        "EE step": seconds_per_call(ee_step, seconds),
+        "MN step, AU loss": seconds_per_call(lambda: mn_step(with_au_loss=True), seconds),
+        "MN step, no AU loss": seconds_per_call(lambda: mn_step(with_au_loss=False), seconds),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="quick", choices=["tiny", "quick"])
+    parser.add_argument("--batch", type=int, default=32, help="pairs per step (quick.yaml: 32)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="timing window per case")
+    parser.add_argument("--share", type=float, nargs="+", default=[0.2, 0.5], help="AU step share")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    t = time_steps(args.preset, args.batch, args.seconds)
     print(f"preset {args.preset}, batch {args.batch}, {args.threads} threads")
     for name, sec in t.items():
         print(f"  {name:<22} {1000 * sec:8.1f} ms")

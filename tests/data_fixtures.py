@@ -53,6 +53,7 @@ def make_episode(
     keyframes: int = 3,
     size: int = 16,
     frames: int = 12,
+    *,
     success: bool = True,
 ) -> Episode:
     rng = np.random.default_rng(seed)

@@ -33,7 +33,7 @@ def success(method: str, seed: int, task_index: int, eval_seed: int, mn_gain: fl
 
 
 def _run_entry(
-    name, method, seed, group, pairing="instruction", tau=0.1, projector="linear", multi=False
+    name, method, seed, group, pairing="instruction", tau=0.1, projector="linear", *, multi=False
 ):
     return {
         "name": name,
@@ -88,6 +88,7 @@ def _write_eval(root: Path, name: str, method: str, seed: int, mn_gain: float, o
 
 def write_fake_reproduce(
     root: Path,
+    *,
     mn_gain: float = 0.05,
     ablation: bool = True,
     probing: bool = True,
@@ -96,6 +97,26 @@ def write_fake_reproduce(
 ) -> Path:
     """Write the folder at ``root``; returns ``root``."""
     root.mkdir(parents=True, exist_ok=True)
+    runs = _write_runs(root, seeds, mn_gain, ablation=ablation)
+    (root / "manifest.json").write_text(
+        json.dumps({"preset": "tiny", "seeds": list(seeds), "runs": runs})
+    )
+    (root / "config.json").write_text(
+        json.dumps({"preset": "tiny", "package_version": "0.1.0", "train": {"steps": STEP}})
+    )
+    if probing:
+        _write_along_training(root)
+        _write_subsets(root)
+    if tsne:
+        _write_tsne(root)
+    return root
+
+
+def _write_runs(
+    root: Path, seeds: tuple[int, ...], mn_gain: float, *, ablation: bool
+) -> list[dict]:
+    """The main runs of every seed, the ablation grid (optional) and the beyond runs; the
+    manifest entries."""
     runs = []
     for seed in seeds:
         for method in ("au", "ee", "mn"):
@@ -112,63 +133,64 @@ def write_fake_reproduce(
     for name, projector, multi in (("mn_multi_s0", "linear", True), ("mn_mlp_s0", "mlp", False)):
         runs.append(_run_entry(name, "mn", 0, "beyond", projector=projector, multi=multi))
         _write_eval(root, name, "mn", 0, mn_gain, offset=0.02 if multi else -0.01)
-    (root / "manifest.json").write_text(
-        json.dumps({"preset": "tiny", "seeds": list(seeds), "runs": runs})
-    )
-    (root / "config.json").write_text(
-        json.dumps({"preset": "tiny", "package_version": "0.1.0", "train": {"steps": STEP}})
-    )
-    if probing:
-        along = []
-        for step in (0, 20, 40):
-            for probe_seed in (0, 1):
-                base = 0.1 + step / 100 + 0.01 * probe_seed
-                for metric, value in (
-                    ("probe_recall_at_1", base),
-                    ("probe_recall_at_1_u2e", base + 0.01),
-                    ("probe_recall_at_1_e2u", base - 0.01),
-                    ("probe_chance", 0.05),
-                    ("probe_mi_lower_bound_nats", 1.0 + step / 40),
-                    ("mutual_knn", 0.2 + step / 200),
-                    ("cka_linear", 0.3 + step / 200),
-                    ("cka_unbiased", 0.25 + step / 200),
-                ):
-                    along.append(
-                        MetricRecord("au_s0+ee_s0", step, "test", "all", metric, value, probe_seed)
-                    )
-        append_metrics(root / "probing" / "along_training.jsonl", along)
-        subsets = []
-        for subset, value in (
-            ("au_correct", 0.6),
-            ("au_incorrect", 0.3),
-            ("ee_success", 0.5),
-            ("ee_failure", 0.2),
-        ):
-            for rep in range(3):
-                subsets.append(
-                    MetricRecord(
-                        "au_s0+ee_s0",
-                        STEP,
-                        subset,
-                        "all",
-                        "subset_recall_at_1",
-                        value + 0.02 * rep,
-                        rep,
-                    )
+    return runs
+
+
+def _write_along_training(root: Path) -> None:
+    along = []
+    for step in (0, 20, 40):
+        for probe_seed in (0, 1):
+            base = 0.1 + step / 100 + 0.01 * probe_seed
+            for metric, value in (
+                ("probe_recall_at_1", base),
+                ("probe_recall_at_1_u2e", base + 0.01),
+                ("probe_recall_at_1_e2u", base - 0.01),
+                ("probe_chance", 0.05),
+                ("probe_mi_lower_bound_nats", 1.0 + step / 40),
+                ("mutual_knn", 0.2 + step / 200),
+                ("cka_linear", 0.3 + step / 200),
+                ("cka_unbiased", 0.25 + step / 200),
+            ):
+                along.append(
+                    MetricRecord("au_s0+ee_s0", step, "test", "all", metric, value, probe_seed)
                 )
-        append_metrics(root / "probing" / "subsets.jsonl", subsets)
-    if tsne:
-        rng = np.random.default_rng(0)
-        (root / "probing").mkdir(exist_ok=True)
-        for run in ("mn_s0", "au_s0+ee_s0"):
-            n = 24
-            ids = np.tile(np.arange(6), n // 6)
-            centres = rng.normal(size=(6, 2)) * 5
-            points = np.concatenate([centres[ids], centres[ids]]) + rng.normal(size=(2 * n, 2))
-            np.savez(
-                root / "probing" / f"tsne_{run}.npz",
-                points=points,
-                instruction_id=np.concatenate([ids, ids]),
-                model=np.repeat([0, 1], n),
+    append_metrics(root / "probing" / "along_training.jsonl", along)
+
+
+def _write_subsets(root: Path) -> None:
+    subsets = []
+    for subset, value in (
+        ("au_correct", 0.6),
+        ("au_incorrect", 0.3),
+        ("ee_success", 0.5),
+        ("ee_failure", 0.2),
+    ):
+        for rep in range(3):
+            subsets.append(
+                MetricRecord(
+                    "au_s0+ee_s0",
+                    STEP,
+                    subset,
+                    "all",
+                    "subset_recall_at_1",
+                    value + 0.02 * rep,
+                    rep,
+                )
             )
-    return root
+    append_metrics(root / "probing" / "subsets.jsonl", subsets)
+
+
+def _write_tsne(root: Path) -> None:
+    rng = np.random.default_rng(0)
+    (root / "probing").mkdir(exist_ok=True)
+    for run in ("mn_s0", "au_s0+ee_s0"):
+        n = 24
+        ids = np.tile(np.arange(6), n // 6)
+        centres = rng.normal(size=(6, 2)) * 5
+        points = np.concatenate([centres[ids], centres[ids]]) + rng.normal(size=(2 * n, 2))
+        np.savez(
+            root / "probing" / f"tsne_{run}.npz",
+            points=points,
+            instruction_id=np.concatenate([ids, ids]),
+            model=np.repeat([0, 1], n),
+        )

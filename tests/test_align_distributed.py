@@ -78,7 +78,7 @@ def _loss_and_grads(rank: int, sizes: tuple[int, ...], keys: torch.Tensor | None
     }
 
 
-def _ddp_step(rank: int, sizes: tuple[int, ...], kwargs: dict, with_keys: bool) -> dict:
+def _ddp_step(rank: int, sizes: tuple[int, ...], kwargs: dict, *, with_keys: bool) -> dict:
     _, _, keys, raw_u, raw_e = global_batch()
     model = DistributedDataParallel(make_aligner(**kwargs))
     out = model(
@@ -147,8 +147,8 @@ def _worker(rank: int, store_path: str, out_dir: str) -> None:
         results["errors"] = _error_on_every_rank(rank)
 
         for name, kwargs, with_keys in DDP_CASES:
-            results[name] = _ddp_step(rank, EVEN, kwargs, with_keys)
-            results[f"uneven_{name}"] = _ddp_step(rank, UNEVEN, kwargs, with_keys)
+            results[name] = _ddp_step(rank, EVEN, kwargs, with_keys=with_keys)
+            results[f"uneven_{name}"] = _ddp_step(rank, UNEVEN, kwargs, with_keys=with_keys)
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()

@@ -113,6 +113,7 @@ def topk_both_directions(
     z_e: ArrayLike | torch.Tensor,
     k: int,
     chunk_size: int | None = None,
+    *,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k cosine neighbours in both directions without an ``N x N`` matrix.
@@ -172,6 +173,7 @@ def recall_at_k(
     ks: tuple[int, ...] | list[int] = (1, 5, 10),
     keys: ArrayLike | None = None,
     chunk_size: int | None = None,
+    *,
     progress: bool = False,
 ) -> dict[int, RecallAtK]:
     """Bidirectional Recall@k for every k in ``ks`` (values above N are clipped to N).
@@ -187,7 +189,7 @@ def recall_at_k(
     ks = sorted({min(int(k), n) for k in ks})
     if ks[0] < 1:
         raise UserInputError(f"recall: every k must be >= 1, got {ks}")
-    idx_u2e, idx_e2u = topk_both_directions(u, e, ks[-1], chunk_size, progress)
+    idx_u2e, idx_e2u = topk_both_directions(u, e, ks[-1], chunk_size, progress=progress)
     rows = torch.arange(n).unsqueeze(1)
     strict_u2e = idx_u2e == rows
     strict_e2u = idx_e2u == rows

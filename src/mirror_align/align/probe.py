@@ -158,7 +158,7 @@ def mi_bound_on_pairs(
 
 
 class _Standardizer:
-    def __init__(self, x: np.ndarray, enabled: bool) -> None:
+    def __init__(self, x: np.ndarray, *, enabled: bool) -> None:
         self.mean = x.mean(0, keepdims=True) if enabled else 0.0
         self.std = (x.std(0, keepdims=True) + 1e-6) if enabled else 1.0
 
@@ -364,8 +364,8 @@ def fit_probe(
         raise UserInputError(f"probe: only {train.size} training row(s); need at least 2")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    scale_u = _Standardizer(u[train], config.standardize)
-    scale_e = _Standardizer(e[train], config.standardize)
+    scale_u = _Standardizer(u[train], enabled=config.standardize)
+    scale_e = _Standardizer(e[train], enabled=config.standardize)
     rows = _split_rows(u, e, checked, config, scale_u, scale_e)
     aligner = Aligner(
         u.shape[1],

@@ -154,7 +154,7 @@ def _rollouts(run, tasks, split, options: dict, summary, out_dir, progress) -> N
         options["workers"] or cfg.eval.workers,
         out_dir / f"videos_step{run.step}" if videos else None,
         videos,
-        progress,
+        progress=progress,
     )
     summary.success = success_by_task(rollouts)
     counts = failure_counts(rollouts)
@@ -195,6 +195,7 @@ def evaluate_run(
     workers: int | None = None,
     save_videos: int = 0,
     dataset_path: str | None = None,
+    *,
     progress: bool = True,
 ) -> EvaluationSummary:
     """Evaluate what applies to the run and its dataset (module docstring); append the metrics.

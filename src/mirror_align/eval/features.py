@@ -96,6 +96,7 @@ class EpisodeSet:
         splits: Sequence[str] | None = None,
         clip_frames: int = 8,
         tasks: list[str] | None = None,
+        *,
         include_failed: bool = False,
         cache: bool = True,
     ) -> None:
@@ -165,7 +166,7 @@ def _batches(dataset: torch.utils.data.Dataset, batch_size: int) -> Iterator[dic
 
 
 def au_representations(
-    model: nn.Module, episodes: EpisodeSet, batch_size: int = 32, progress: bool = True
+    model: nn.Module, episodes: EpisodeSet, batch_size: int = 32, *, progress: bool = True
 ) -> np.ndarray:
     """``u [N, du]`` float32: ``model.represent`` of each episode's uniform clip."""
     out = []
@@ -182,7 +183,7 @@ def au_representations(
 
 
 def ee_representations(
-    model: nn.Module, episodes: EpisodeSet, batch_size: int = 32, progress: bool = True
+    model: nn.Module, episodes: EpisodeSet, batch_size: int = 32, *, progress: bool = True
 ) -> np.ndarray:
     """``e [N, de]`` float32: ``model.represent`` of every keyframe, averaged per episode."""
     out = []
@@ -219,6 +220,7 @@ def extract_features(
     ee_model: nn.Module | None,
     episodes: EpisodeSet,
     batch_size: int = 32,
+    *,
     progress: bool = True,
 ) -> EpisodeFeatures:
     """Per-episode ``u`` and ``e`` of the episodes in ``episodes`` (a None model gives None)."""
@@ -226,7 +228,7 @@ def extract_features(
         raise UserInputError(f"batch_size must be >= 1, got {batch_size}")
     features = episodes.empty_features()
     if au_model is not None:
-        features.u = au_representations(au_model, episodes, batch_size, progress)
+        features.u = au_representations(au_model, episodes, batch_size, progress=progress)
     if ee_model is not None:
-        features.e = ee_representations(ee_model, episodes, batch_size, progress)
+        features.e = ee_representations(ee_model, episodes, batch_size, progress=progress)
     return features

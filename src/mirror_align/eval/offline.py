@@ -64,7 +64,9 @@ class OfflineKeyframeResult:
     counts_by_keyframe: dict[int, int] = field(default_factory=dict)
 
 
-def keyframe_dataset(dataset_path: str, split: str, tasks: list[str] | None, cache: bool = False):
+def keyframe_dataset(
+    dataset_path: str, split: str, tasks: list[str] | None, *, cache: bool = False
+):
     """The un-augmented EE keyframe dataset of ``split`` (successful demos; tool frame applied)."""
     from mirror_align.data.loaders import EEKeyframeDataset
 
@@ -146,7 +148,7 @@ class TrainingKeyframeMetrics:
         self.batch_size = batch_size
 
     @classmethod
-    def for_run(cls, config, run_dir: str | Path, method: str, enabled: bool = True):
+    def for_run(cls, config, run_dir: str | Path, method: str, *, enabled: bool = True):
         """The periodic metrics of a run, or None: disabled (``train.keyframe_metrics_every`` 0,
         not the main process, no EE model) or no val episodes (one line says so)."""
         every = int(getattr(config.train, "keyframe_metrics_every", 0))
@@ -159,7 +161,9 @@ class TrainingKeyframeMetrics:
             print(f"keyframe metrics: {config.data.path} has no val episodes; not computed")
             return None
         return cls(
-            run_dir, keyframe_dataset(config.data.path, "val", tasks, config.data.cache), every
+            run_dir,
+            keyframe_dataset(config.data.path, "val", tasks, cache=config.data.cache),
+            every,
         )
 
     def due(self, iteration: int, total: int) -> bool:

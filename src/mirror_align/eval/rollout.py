@@ -226,6 +226,7 @@ def run_rollouts(
     workers: int = 1,
     video_dir: str | Path | None = None,
     videos_per_task: int = 0,
+    *,
     progress: bool = True,
 ) -> list[RolloutRecord]:
     """Run ``jobs`` with the run's policy in ``workers`` processes; records in job order."""

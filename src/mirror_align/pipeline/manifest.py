@@ -47,7 +47,7 @@ class RunSpec:
 
 
 def plan_runs(
-    config: ExperimentConfig, seeds: list[int], ablation: bool, main: bool = True
+    config: ExperimentConfig, seeds: list[int], *, ablation: bool, main: bool = True
 ) -> list[RunSpec]:
     """The main comparison (AU, EE, MN) for every seed, then (unless skipped) the Table 3 grid
     (:data:`~mirror_align.constants.ABLATION_PAIRINGS` x ``ABLATION_TAUS``) and the beyond-the-paper

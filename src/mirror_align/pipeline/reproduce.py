@@ -26,6 +26,7 @@ def reproduce(
     base: ExperimentConfig,
     out: str | Path,
     seeds: list[int],
+    *,
     ablation: bool = True,
     workers: int = 2,
     log: Callable[[str], None] = print,
@@ -43,7 +44,7 @@ def reproduce(
     write_json_atomic(
         out / "config.json", {"experiment": config_to_dict(base), "versions": stages.versions()}
     )
-    runs = plan_runs(base, seeds, ablation, main)
+    runs = plan_runs(base, seeds, ablation=ablation, main=main)
     if not main:  # `ablate` adds its runs to an existing experiment folder's manifest
         known = {r.name for r in runs}
         runs = [r for r in manifest_runs(out) if r.name not in known] + runs

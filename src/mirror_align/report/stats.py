@@ -71,7 +71,7 @@ def paired_comparison(
     return Paired(summary.n, summary.mean, summary.std, summary.ci_low, summary.ci_high, p_value)
 
 
-def fmt(value: float | None, scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
+def fmt(value: float | None, scale: float = 100.0, digits: int = 1, *, signed: bool = False) -> str:
     """``value * scale`` with ``digits`` decimals, or "n/a" for ``None``/NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from mirror_align.constants import RECOGNITION, SUCCESS
 from mirror_align.report import paper_numbers as paper
-from mirror_align.report.inputs import ReportInputs
+from mirror_align.report.inputs import ReportInputs, RunInfo
 from mirror_align.report.stats import (
     Paired,
     Summary,
@@ -143,7 +143,7 @@ def _success_spread_note(inputs: ReportInputs) -> tuple[bool, str]:
     )
 
 
-def _cell(inputs: ReportInputs, method: str, metric: str, task: str, over_train: bool) -> str:
+def _cell(inputs: ReportInputs, method: str, metric: str, task: str, *, over_train: bool) -> str:
     values = per_seed(inputs, method, metric, task)
     if not values:
         return "missing"
@@ -192,8 +192,8 @@ def main_table(inputs: ReportInputs, metric: str) -> Table | Missing:
             [
                 "average (task=all)" if task == "all" else task,
                 "Avg." if task == "all" else paper.paper_column(task),
-                _cell(inputs, base_method, metric, task, over_train),
-                _cell(inputs, "mn", metric, task, over_train),
+                _cell(inputs, base_method, metric, task, over_train=over_train),
+                _cell(inputs, "mn", metric, task, over_train=over_train),
                 _delta(inputs, metric, task),
                 *paper_cells,
             ]
@@ -359,22 +359,7 @@ def per_seed_tables(inputs: ReportInputs) -> list[Table] | Missing:
                 value = metric_value(inputs, r.name, metric, task)
                 row.append("missing" if value is None else fmt(value))
             rows.append(row)
-        notes = []
-        if metric == SUCCESS:
-            for r in runs:
-                metrics = inputs.metrics.get(r.name)
-                evals = {} if metrics is None else metrics.success.get("all", {})
-                if evals:
-                    listed = ", ".join(f"seed {s}: {fmt(v)}" for s, v in sorted(evals.items()))
-                    notes.append(f"{r.name} `all` per evaluation seed: {listed}.")
-        steps = []
-        for r in runs:
-            metrics = inputs.metrics.get(r.name)
-            step = None
-            if metrics is not None:
-                step = metrics.recognition_step if metric == RECOGNITION else metrics.success_step
-            steps.append(f"{r.name}@{'?' if step is None else step}")
-        notes.append("Evaluated checkpoints (run@step): " + ", ".join(steps) + ".")
+        notes = _per_seed_notes(inputs, metric, runs)
         caption = f"Per-seed {METRIC_LABEL[metric]} (%), split `{inputs.split}`"
         if metric == SUCCESS:
             caption += ", each value the mean over evaluation seeds"
@@ -382,3 +367,25 @@ def per_seed_tables(inputs: ReportInputs) -> list[Table] | Missing:
     if not tables:
         return Missing("No evaluation records in the main runs' metrics.jsonl.")
     return tables
+
+
+def _per_seed_notes(inputs: ReportInputs, metric: str, runs: list[RunInfo]) -> list[str]:
+    """The notes under a per-seed table: the ``all`` success of each evaluation seed (success
+    only) and the checkpoint step each run was evaluated at."""
+    notes = []
+    if metric == SUCCESS:
+        for r in runs:
+            metrics = inputs.metrics.get(r.name)
+            evals = {} if metrics is None else metrics.success.get("all", {})
+            if evals:
+                listed = ", ".join(f"seed {s}: {fmt(v)}" for s, v in sorted(evals.items()))
+                notes.append(f"{r.name} `all` per evaluation seed: {listed}.")
+    steps = []
+    for r in runs:
+        metrics = inputs.metrics.get(r.name)
+        step = None
+        if metrics is not None:
+            step = metrics.recognition_step if metric == RECOGNITION else metrics.success_step
+        steps.append(f"{r.name}@{'?' if step is None else step}")
+    notes.append("Evaluated checkpoints (run@step): " + ", ".join(steps) + ".")
+    return notes

@@ -87,7 +87,7 @@ class Gripper:
             for b, site in graspables.items()
         }
         self.is_open = True
-        self.command_open(True)
+        self.command_open(is_open=True)
         self.physics.data.qpos[self._finger_q] = OPEN_Q
 
     # --- state -------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ class Gripper:
         """Current mocap target position [3]."""
         return self.physics.data.mocap_pos[self._mocap].copy()
 
-    def command_open(self, is_open: bool) -> None:
+    def command_open(self, *, is_open: bool) -> None:
         self.is_open = bool(is_open)
         self.physics.data.ctrl[self._act] = OPEN_Q if is_open else 0.0
 

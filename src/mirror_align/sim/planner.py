@@ -92,9 +92,9 @@ class Planner:
         target, quat, want_open, ignore = parsed
         outcome = Outcome()
         resets_before = self._instability_resets()
-        outcome.stalled = self._move(target, quat, ignore)
+        outcome.stalled = self._move(target, quat, ignore=ignore)
         if want_open != self.gripper.is_open:
-            outcome.grasped = self._actuate(want_open)
+            outcome.grasped = self._actuate(want_open=want_open)
         if self._instability_resets() > resets_before:
             # MuJoCo silently resets a diverged simulation to its initial state, which would let
             # an episode go on from a scene that never happened.
@@ -106,7 +106,9 @@ class Planner:
         kinds += (mujoco.mjtWarning.mjWARN_BADQACC,)
         return sum(int(self.physics.data.warning[k].number) for k in kinds)
 
-    def _waypoints(self, start: np.ndarray, target: np.ndarray, ignore: bool) -> list[np.ndarray]:
+    def _waypoints(
+        self, start: np.ndarray, target: np.ndarray, *, ignore: bool
+    ) -> list[np.ndarray]:
         if ignore or np.linalg.norm(target[:2] - start[:2]) < 0.02:
             return [start, target]
         z = max(self.limits.safe_height, start[2], target[2])
@@ -120,11 +122,11 @@ class Planner:
             pts[-1] = target
         return pts
 
-    def _move(self, target: np.ndarray, quat: np.ndarray, ignore: bool) -> bool:
+    def _move(self, target: np.ndarray, quat: np.ndarray, *, ignore: bool) -> bool:
         """Track the path; returns True if the motion stalled against contact."""
         lim = self.limits
         start, q0 = self.gripper.pose()
-        pts = self._waypoints(start, target, ignore)
+        pts = self._waypoints(start, target, ignore=ignore)
         seg = np.array([np.linalg.norm(b - a) for a, b in zip(pts[:-1], pts[1:], strict=True)])
         length = float(seg.sum())
         duration = max(length / lim.linear_speed, quat_angle(q0, quat) / lim.angular_speed)
@@ -154,11 +156,11 @@ class Planner:
                     return True
         return False
 
-    def _actuate(self, want_open: bool) -> str | None:
+    def _actuate(self, *, want_open: bool) -> str | None:
         grasped = None
         if want_open:
             self.gripper.release()
-        self.gripper.command_open(want_open)
+        self.gripper.command_open(is_open=want_open)
         steps = int(np.ceil(self.limits.finger_time / self.control_dt))
         for k in range(steps):
             self._step()

@@ -212,6 +212,19 @@ def resume_from(
     return int(state["iteration"])
 
 
+def train_state(
+    optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR, iteration: int
+) -> dict[str, Any]:
+    """What a checkpoint keeps for :func:`resume_from`: optimizer, schedule, RNG state and the
+    loop iterations completed."""
+    return {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": capture_rng_state(),
+        "iteration": iteration,
+    }
+
+
 def _check_finite(step: int, terms: dict[str, torch.Tensor]) -> None:
     for name, value in terms.items():
         if not torch.isfinite(value).all():
@@ -292,9 +305,9 @@ def train(
         done = resume_from(previous, modules, optimizer, scheduler)
         log.truncate_after(schedule[done - 1] if done else -1)
     runners = _wrap_ddp(modules, ctx)
-    saved = run_config_dict(config, method, facts)
+    saved, keep = run_config_dict(config, method, facts), config.train.keep_checkpoints or None
     # Offline keyframe metrics on val every train.keyframe_metrics_every steps (None: off).
-    keyframes = TrainingKeyframeMetrics.for_run(config, run_dir, method, ctx.is_main)
+    keyframes = TrainingKeyframeMetrics.for_run(config, run_dir, method, enabled=ctx.is_main)
     start, terms_out = time.perf_counter(), {}
     bar = tqdm(total=len(schedule), initial=done, desc=f"train {method}",
                disable=not (progress and ctx.is_main))  # fmt: skip
@@ -312,17 +325,14 @@ def train(
             log.write(step, {**terms_out, "lr": scheduler.get_last_lr()[0], "au_step": au_step})
             bar.set_postfix(loss=f"{terms_out['loss']:.3f}")
         if ctx.is_main and ((iteration + 1) % config.train.checkpoint_every == 0 or last):
-            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "rng": capture_rng_state(), "iteration": iteration + 1}  # fmt: skip
-            keep = config.train.keep_checkpoints or None
+            state = train_state(optimizer, scheduler, iteration + 1)
             save_checkpoint(run_dir, step + 1, modules, saved, state, keep)
         if keyframes is not None and keyframes.due(iteration, len(schedule)):
             keyframes.run(modules["ee"], step + 1)
     bar.close()
     log.close()
     seconds = time.perf_counter() - start
-    ran = len(schedule) - done
-    rate = ran * config.train.batch_size / seconds if seconds > 0 else math.nan
+    rate = (len(schedule) - done) * config.train.batch_size / seconds if seconds > 0 else math.nan
     result = TrainResult(run_dir, method, len(schedule), seconds, rate, terms_out)
     if ctx.is_main:
         _write_summary(result)

@@ -95,6 +95,7 @@ def run_all(
     splits: Sequence[str] | None = None,
     probe_config: ProbeConfig | None = None,
     seed: int = 0,
+    *,
     cache: bool = True,
     batch_size: int = 32,
     progress: bool = True,
@@ -115,15 +116,16 @@ def run_all(
     out = Path(out)
     config = probe_config or default_probe_config(seed=seed)
     opened = None if splits is None else sorted(set(splits) | {split}, key=SPLITS.index)
-    store = open_store(data, au_run, opened, cache, batch_size, progress)
+    store = open_store(data, au_run, opened, cache=cache, batch_size=batch_size, progress=progress)
+    shared = {"store": store, "progress": progress}  # every part reads the same features
 
     along = probe_along_training(
-        au_run, ee_run, data, out / "along_training.jsonl", config, splits, store, progress
+        au_run, ee_run, data, out / "along_training.jsonl", config, splits, **shared
     )
     for line in _along_lines(along):
         log(line)
     subsets = probe_success_subsets(
-        au_run, ee_run, data, out / "subsets.jsonl", split, repeats, config, store, progress
+        au_run, ee_run, data, out / "subsets.jsonl", split, repeats, config, **shared
     )
     for outcome in subsets:
         log(f"probing: subsets {_subset_text(outcome)}")
@@ -135,8 +137,7 @@ def run_all(
         ee_run=ee_run,
         probe_config=replace(config, pairing="instruction"),
         seed=config.seed,
-        store=store,
-        progress=progress,
+        **shared,
     )
     log(f"probing: t-SNE {', '.join(str(p) for p in tsne.points.values())}")
     for name, reason in tsne.skipped.items():

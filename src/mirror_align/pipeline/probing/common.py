@@ -77,7 +77,9 @@ def au_clip_frames(run_dir: str | Path) -> int:
 class FeatureStore:
     """Representations per (model kind, run, step) over one :class:`EpisodeSet`, each computed once."""
 
-    def __init__(self, episodes: EpisodeSet, batch_size: int = 32, progress: bool = True) -> None:
+    def __init__(
+        self, episodes: EpisodeSet, batch_size: int = 32, *, progress: bool = True
+    ) -> None:
         self.episodes = episodes
         self.batch_size = batch_size
         self.progress = progress
@@ -92,7 +94,7 @@ class FeatureStore:
         if key not in self._memo:
             model = module if module is not None else load_module(run_dir, step, kind)
             extract = au_representations if kind == "au" else ee_representations
-            self._memo[key] = extract(model, self.episodes, self.batch_size, self.progress)
+            self._memo[key] = extract(model, self.episodes, self.batch_size, progress=self.progress)
         return self._memo[key]
 
     def features(
@@ -109,6 +111,7 @@ def open_store(
     dataset: str | Path,
     au_run: str | Path,
     splits: Sequence[str] | None = None,
+    *,
     cache: bool = True,
     batch_size: int = 32,
     progress: bool = True,
@@ -116,7 +119,7 @@ def open_store(
     """A :class:`FeatureStore` over the successful episodes of ``splits`` (None: all) of
     ``dataset``, with the AU run's clip length."""
     episodes = EpisodeSet(str(dataset), splits, au_clip_frames(au_run), cache=cache)
-    return FeatureStore(episodes, batch_size, progress)
+    return FeatureStore(episodes, batch_size, progress=progress)
 
 
 def existing_records(path: Path, run: str) -> list[MetricRecord]:

@@ -67,6 +67,19 @@ class AlongTrainingOutcome:
     results: dict[int, dict] = field(default_factory=dict)  # step -> ProbeResult.to_dict()
 
 
+def _checkpoint_pairs(au_run: str | Path, ee_run: str | Path) -> list[CheckpointPair]:
+    """:func:`pair_checkpoints` of the two runs' complete checkpoints; ``UserInputError`` when a
+    run has none."""
+    au_steps = [s for s, _ in list_checkpoints(au_run)]
+    ee_steps = [s for s, _ in list_checkpoints(ee_run)]
+    for run_dir, steps in ((au_run, au_steps), (ee_run, ee_steps)):
+        if not steps:
+            raise UserInputError(
+                f"{run_dir}: no complete checkpoint (train it first with `mirror-align train`)"
+            )
+    return pair_checkpoints(au_steps, ee_steps)
+
+
 def probe_along_training(
     au_run: str | Path,
     ee_run: str | Path,
@@ -75,6 +88,7 @@ def probe_along_training(
     probe_config: ProbeConfig | None = None,
     splits: Sequence[str] | None = None,
     store: FeatureStore | None = None,
+    *,
     progress: bool = True,
 ) -> AlongTrainingOutcome:
     """Probe every checkpoint pair of ``au_run`` and ``ee_run`` (:func:`pair_checkpoints`) on the
@@ -88,14 +102,7 @@ def probe_along_training(
     config = probe_config or default_probe_config()
     out_jsonl = Path(out_jsonl)
     name = pair_name(au_run, ee_run)
-    au_steps = [s for s, _ in list_checkpoints(au_run)]
-    ee_steps = [s for s, _ in list_checkpoints(ee_run)]
-    for run_dir, steps in ((au_run, au_steps), (ee_run, ee_steps)):
-        if not steps:
-            raise UserInputError(
-                f"{run_dir}: no complete checkpoint (train it first with `mirror-align train`)"
-            )
-    pairs = pair_checkpoints(au_steps, ee_steps)
+    pairs = _checkpoint_pairs(au_run, ee_run)
     have: dict[int, set[str]] = {}
     for record in existing_records(out_jsonl, name):
         have.setdefault(record.step, set()).add(record.metric)

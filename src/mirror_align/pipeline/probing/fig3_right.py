@@ -142,6 +142,7 @@ def probe_success_subsets(
     repeats: int = 5,
     probe_config: ProbeConfig | None = None,
     store: FeatureStore | None = None,
+    *,
     progress: bool = True,
 ) -> list[ComparisonOutcome]:
     """Fig. 3 right on the successful episodes of ``split``, with the latest checkpoints.

@@ -156,6 +156,7 @@ def tsne_points(
     seed: int = 0,
     perplexity: float = 30.0,
     store: FeatureStore | None = None,
+    *,
     overwrite: bool = False,
     progress: bool = True,
 ) -> TsneOutcome:
