@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mirror_align.constants import SPLITS
 from mirror_align.data.rlbench_pickle import load_restricted
-from mirror_align.data.schema import SPLITS, DatasetMeta, Episode, Instruction
+from mirror_align.data.schema import DatasetMeta, Episode, Instruction
 from mirror_align.errors import UserInputError
 
 RLBENCH_CAMERAS = ("front", "left_shoulder", "right_shoulder", "wrist")

@@ -9,6 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mirror_align.constants import SPLITS
 from mirror_align.data.episode_io import file_sha256, plain_value
 from mirror_align.data.schema import (
     ACTION_DIM,
@@ -16,7 +17,6 @@ from mirror_align.data.schema import (
     FORMAT_NAME,
     PROPRIO_DIM,
     SCHEMA_VERSION,
-    SPLITS,
     DatasetMeta,
 )
 from mirror_align.data.writer import load_index, load_meta
