@@ -262,10 +262,12 @@ def _report_stage(out: Path, log: Callable[[str], None]) -> None:
 def _versions() -> dict[str, str]:
     import platform
 
-    import mujoco
     import torch
 
     from mirror_align import __version__
+    from mirror_align.headless import import_mujoco
+
+    mujoco = import_mujoco()  # GL set-up first: rollouts in this process render later
 
     return {
         "mirror_align": __version__,

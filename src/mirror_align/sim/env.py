@@ -20,6 +20,7 @@ from mirror_align.sim.constants import (
 from mirror_align.sim.gripper import Gripper
 from mirror_align.sim.physics import Physics, mujoco
 from mirror_align.sim.planner import MotionLimits, Planner
+from mirror_align.sim.registry import instruction_id
 from mirror_align.sim.scene import Scene
 from mirror_align.sim.task import Task
 
@@ -161,8 +162,6 @@ class MirrorBenchEnv(gym.Env):
         return obs
 
     def _info(self) -> dict[str, Any]:
-        from mirror_align.sim.registry import instruction_id
-
         return {
             "task": self.task.name,
             "variation": self.variation,
