@@ -161,3 +161,16 @@ def test_set_up_keeps_user_values(monkeypatch):
     assert applied == {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(default_threads())}
     assert os.environ["KMP_BLOCKTIME"] == "200"
     assert default_threads(1) == 1 and default_threads(64) == MAX_DEFAULT_THREADS
+
+
+def test_broken_backend_in_worker_processes_is_one_line(tmp_path):
+    """The env constructor makes the renderer, so a worker fails before any episode, with the
+    same line (not wrapped in the worker's per-episode RuntimeError)."""
+    argv = ["generate", "--tasks", "open_drawer", "--episodes-per-task", "1", "--image-size",
+            "16", "--video-frames", "2", "--workers", "2", "--out", str(tmp_path / "ds")]  # fmt: skip
+    code = f"import sys; from mirror_align.cli import main; sys.exit(main({argv!r}))"
+    result = run_python(code, tmp_path, MUJOCO_GL="glfw", DISPLAY="", WAYLAND_DISPLAY="")
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]  # earlier: the progress bar
+    assert last.startswith("mirror-align generate: error: no usable OpenGL backend: MUJOCO_GL=glfw")
+    assert "Traceback" not in result.stderr

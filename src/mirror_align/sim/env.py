@@ -86,7 +86,9 @@ class MirrorBenchEnv(gym.Env):
         self.limits = limits or MotionLimits()
         self.observation_space = _observation_space(self.image_size)
         self.action_space = _action_space()
-        self._rig: CameraRig | None = None
+        # The renderer is made here, not at the first reset: a machine without a usable OpenGL
+        # backend fails at construction with one line (RenderingUnavailableError).
+        self._rig: CameraRig | None = CameraRig(self.image_size)
         self.physics: Physics | None = None
         self._video_data: mujoco.MjData | None = None  # scratch state for rendering video frames
         self._video_model: mujoco.MjModel | None = None
