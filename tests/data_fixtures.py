@@ -45,6 +45,17 @@ def camera(size: int, yaw: float, height: float = 1.0) -> tuple[np.ndarray, np.n
     return k, t
 
 
+def table_depth(k: np.ndarray, pose: np.ndarray, size: int) -> np.ndarray:
+    """float32 [size, size]: depth (metres along the optical axis) of the table plane z = 0 seen by
+    camera (k, pose), so the cameras' back-projected points agree (``dataset verify`` checks it)."""
+    cols, rows = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5)
+    rays = np.stack(
+        [(cols - k[0, 2]) / k[0, 0], (rows - k[1, 2]) / k[1, 1], np.ones_like(cols)], -1
+    )
+    down = rays @ pose[:3, :3].T[:, 2]  # world z of each ray (z = 1 in the camera)
+    return (-pose[2, 3] / down).astype(np.float32)
+
+
 def make_episode(
     task: str,
     variation: int,
@@ -81,7 +92,7 @@ def make_episode(
         failure_reason="" if success else "expert keyframe unreachable",
         video=rng.integers(0, 256, size=(frames, size, size, 3), dtype=np.uint8),
         rgb=rng.integers(0, 256, size=(keyframes, 4, size, size, 3), dtype=np.uint8),
-        depth=rng.uniform(0.5, 1.5, size=(keyframes, 4, size, size)).astype(np.float32),
+        depth=np.tile(np.stack([table_depth(*c, size) for c in cams]), (keyframes, 1, 1, 1)),
         intrinsics=np.tile(np.stack([c[0] for c in cams]), (keyframes, 1, 1, 1)),
         extrinsics=np.tile(np.stack([c[1] for c in cams]), (keyframes, 1, 1, 1)),
         proprio=proprio.astype(np.float32),

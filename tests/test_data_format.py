@@ -74,6 +74,36 @@ def test_schema_errors_name_the_field(tmp_path):
         DatasetWriter(tmp_path / "ds").add(make_episode("push_blue", 0, 3, frames=5))
 
 
+def test_episode_attributes_are_coerced_or_named(tmp_path):
+    """None as failure_reason is stored as ""; numpy scalars become plain values; any other type
+    is one error naming the field and the expected type, before h5py sees it (issue 14.7)."""
+    with DatasetWriter(tmp_path / "ds", make_meta()) as writer:
+        episode = make_episode("push_blue", 0, 1, success=False)
+        episode.failure_reason = None
+        episode.seed, episode.variation_id, episode.success = np.int64(7), np.int32(0), np.bool_(0)
+        writer.add(episode)
+        bad_cases = {
+            "seed": ("7", "seed is str '7', expected int"),
+            "split": (None, "split is NoneType None, expected str"),
+            "success": ("yes", "success is str 'yes', expected bool"),
+            "failure_reason": (3.5, "failure_reason is float 3.5, expected str"),
+            "variation_id": (True, "variation_id is bool True, expected int"),
+            "task": (b"push_blue", "task is bytes b'push_blue', expected str"),
+        }
+        for field, (value, message) in bad_cases.items():
+            bad = make_episode("push_blue", 0, 2)
+            setattr(bad, field, value)
+            with pytest.raises(UserInputError, match=re.escape(message)):
+                writer.add(bad)
+        bad = make_episode("push_blue", 0, 2)
+        bad.proprio = np.array([[None] * 8] * bad.proprio.shape[0])
+        with pytest.raises(UserInputError, match="proprio has dtype object, expected numbers"):
+            writer.add(bad)
+    stored = DatasetReader(tmp_path / "ds").read(0)
+    assert stored.failure_reason == "" and stored.seed == 7 and stored.success is False
+    assert verify_dataset(tmp_path / "ds") == ([], 1)
+
+
 def test_episode_from_simulator_style_steps():
     reference = make_episode("reach_red", 1, 3, keyframes=2)
     cameras = ["front", "left_shoulder", "right_shoulder", "wrist"]

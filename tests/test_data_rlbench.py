@@ -63,15 +63,30 @@ def rlbench_classes(monkeypatch):
     return Demo, Observation
 
 
-def rlbench_camera(index: int) -> tuple[np.ndarray, np.ndarray]:
-    """PyRep-style intrinsics (negative focal lengths) and a camera-to-world pose."""
-    f = -SIZE / (2 * np.tan(np.deg2rad(30)))
-    k = np.array([[f, 0, SIZE / 2], [0, f, SIZE / 2], [0, 0, 1]])
-    yaw = 0.7 * index
-    c, s = np.cos(yaw), np.sin(yaw)
+# RLBench-like camera placement: eye and look-at target (metres); the table top is at TABLE_Z.
+TABLE_Z = 0.75
+EYES = {
+    "front": ([1.35, 0.0, 1.58], [0.2, 0.0, TABLE_Z]),
+    "left_shoulder": ([0.2, 0.65, 1.5], [0.25, 0.0, TABLE_Z]),
+    "right_shoulder": ([0.2, -0.65, 1.5], [0.25, 0.0, TABLE_Z]),
+    "wrist": ([0.35, 0.05, 1.2], [0.25, 0.0, TABLE_Z]),
+}
+
+
+def rlbench_camera(index: int, width: int = SIZE, height: int = SIZE):
+    """PyRep-style intrinsics (negative focal lengths, integer pixel coordinates, square pixels,
+    60 degrees across the width) and a camera-to-world pose looking at the table."""
+    f = -width / (2 * np.tan(np.deg2rad(30)))
+    k = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]])
+    eye, target = (np.array(v, dtype=np.float64) for v in EYES[CAMS[index]])
+    forward = (target - eye) / np.linalg.norm(target - eye)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
     pose = np.eye(4)
-    pose[:3, :3] = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ np.diag([1.0, -1.0, -1.0])
-    pose[:3, 3] = [0.5 * c, 0.5 * s, 1.5]
+    # OpenCV axes (right, down, forward), with x and y flipped to match the negative focal lengths.
+    pose[:3, :3] = np.stack([right, down, forward], axis=1) @ np.diag([-1.0, -1.0, 1.0])
+    pose[:3, 3] = eye
     return k, pose
 
 
@@ -80,23 +95,32 @@ def encode_depth(metres: np.ndarray) -> np.ndarray:
     return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], -1).astype(np.uint8)
 
 
-def true_depth(frame: int, cam: int) -> np.ndarray:
-    rows, cols = np.mgrid[0:SIZE, 0:SIZE]
-    return (0.8 + 0.05 * cam + 0.01 * frame + 0.02 * rows + 0.01 * cols).astype(np.float64)
+def true_depth(frame: int, cam: int, width: int = SIZE, height: int = SIZE) -> np.ndarray:
+    """Depth of the table plane (raised 2 mm per frame) by RLBench's own pixel model: pixel (col,
+    row) looks along R @ K^-1 [col, row, 1]; nothing within FAR reads FAR."""
+    k, pose = rlbench_camera(cam, width, height)
+    cols, rows = np.meshgrid(np.arange(width), np.arange(height))
+    rays = np.stack([cols, rows, np.ones_like(cols)], -1) @ np.linalg.inv(k).T
+    down = rays @ pose[:3, :3].T[:, 2]
+    with np.errstate(divide="ignore"):
+        depth = (TABLE_Z + 0.002 * frame - pose[2, 3]) / down
+    return np.where((depth > 0) & (depth < FAR), depth, FAR)
 
 
 def gripper_pose(frame: int) -> np.ndarray:
     return np.array([0.1 + 0.01 * frame, -0.05, 1.0 - 0.02 * frame, 0.0, 1.0, 0.0, 0.0])
 
 
-def write_episode(root: Path, task: str, n: int, variation: int, classes, protocol=4) -> Path:
+def write_episode(
+    root: Path, task: str, n: int, variation: int, classes, protocol=4, width=SIZE, height=SIZE
+) -> Path:
     Demo, Observation = classes
     folder = root / task / "all_variations" / "episodes" / f"episode{n}"
     observations = []
     for i, grip in enumerate(GRIPPER):
         misc = {}
         for c, cam in enumerate(CAMS):
-            k, pose = rlbench_camera(c)
+            k, pose = rlbench_camera(c, width, height)
             misc.update(
                 {
                     f"{cam}_camera_intrinsics": k,
@@ -107,9 +131,9 @@ def write_episode(root: Path, task: str, n: int, variation: int, classes, protoc
             )
             for kind in ("rgb", "depth"):
                 (folder / f"{cam}_{kind}").mkdir(parents=True, exist_ok=True)
-            rgb = np.full((SIZE, SIZE, 3), (i * 10 + c) % 256, dtype=np.uint8)
+            rgb = np.full((height, width, 3), (i * 10 + c) % 256, dtype=np.uint8)
             Image.fromarray(rgb).save(folder / f"{cam}_rgb" / f"{i}.png")
-            Image.fromarray(encode_depth(true_depth(i, c))).save(
+            Image.fromarray(encode_depth(true_depth(i, c, width, height))).save(
                 folder / f"{cam}_depth" / f"{i}.png"
             )
         velocity = np.zeros(7) if i in STOP_FRAMES else np.full(7, 0.5)
@@ -241,3 +265,54 @@ def test_restricted_unpickler_refuses_other_globals(tmp_path):
     path.write_bytes(b"\x80\x04truncated")
     with pytest.raises(UserInputError, match="not a readable RLBench pickle"):
         load_restricted(path)
+
+
+@pytest.mark.parametrize("width, height", [(64, 48), (48, 64)], ids=["landscape", "portrait"])
+def test_non_square_sources_keep_their_geometry(tmp_path, rlbench_classes, width, height):
+    """x scales by size / W and y by size / H; the back-projected table stays on the table, and
+    import and verify pass the geometric check (issue 14.3: K scaled by size / W put it 16 cm off)."""
+    write_episode(
+        tmp_path / "src", "open_drawer", 0, 0, rlbench_classes, width=width, height=height
+    )
+    out = tmp_path / "ds"
+    assert main(["import-rlbench", str(tmp_path / "src"), "--out", str(out), "--image-size", "32",
+                 "--video-frames", "3"]) == 0  # fmt: skip
+    assert verify_dataset(out) == ([], 1)
+    episode = DatasetReader(out).read(0)
+    for c in range(len(CAMS)):
+        expected, _ = convert_camera(*rlbench_camera(c, width, height))
+        expected[0] *= 32 / width
+        expected[1] *= 32 / height
+        np.testing.assert_allclose(episode.intrinsics[0, c], expected, rtol=1e-6)
+    points = depth_to_points(episode.depth[0], episode.intrinsics[0], episode.extrinsics[0])
+    error = np.abs(points[..., 2][episode.depth[0] < FAR - 0.01] - TABLE_Z)
+    # Nearest-neighbour depth resizing leaves < 1.5 cm on average; the old K left 9-12 cm.
+    assert error.mean() < 0.015 and error.max() < 0.05
+
+
+def _old_scaling(k, width, height, size):
+    """The importer's intrinsics before the fix: all of K scaled by size / W."""
+    k = np.array(k, dtype=np.float32)
+    k[:2] *= size / width
+    return k
+
+
+@pytest.mark.parametrize("width, height", [(64, 48), (48, 64)], ids=["landscape", "portrait"])
+def test_geometry_check_refuses_wrong_intrinsics(
+    tmp_path, rlbench_classes, monkeypatch, capsys, width, height
+):
+    write_episode(
+        tmp_path / "src", "open_drawer", 0, 0, rlbench_classes, width=width, height=height
+    )
+    monkeypatch.setattr("mirror_align.data.rlbench.scale_intrinsics", _old_scaling)
+    argv = ["import-rlbench", str(tmp_path / "src"), "--out", str(tmp_path / "ds"),
+            "--image-size", "32", "--video-frames", "3"]  # fmt: skip
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "episode0: keyframe 0 is geometrically inconsistent: cameras " in line
+    assert "disagree" in line and line.endswith("(--no-geometry-check imports it anyway)")
+    assert main([*argv, "--no-geometry-check"]) == 0
+    capsys.readouterr()
+    assert main(["dataset", "verify", str(tmp_path / "ds")]) == 1
+    problem = capsys.readouterr().out.strip()
+    assert problem.startswith("episode 0 (episodes/00000000.h5): keyframe 0 is geometrically ")

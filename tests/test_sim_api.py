@@ -17,6 +17,7 @@ from mirror_align.sim import (
     implemented_tasks,
     instruction_id,
     instruction_table,
+    register_gym_envs,
 )
 
 
@@ -73,6 +74,8 @@ def test_unknown_and_unimplemented_tasks_raise_clearly() -> None:
         get_task("open_drawer").instruction(3)
 
 
-def test_gym_ids_registered() -> None:
+def test_gym_ids_registered_by_the_explicit_call() -> None:
+    register_gym_envs()
+    register_gym_envs()  # repeated calls are no-ops
     for name in TASK_NAMES:
         assert f"MirrorBench/{name}-v0" in gym.registry

@@ -2,6 +2,10 @@
 
 Each command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
 Usable as ``python -m mirror_align.cli`` (e.g. under torchrun).
+
+Process set-up is explicit and happens here, in this order: the OpenMP wait policy and thread
+count before any command module imports torch (:mod:`mirror_align.threads`), then the headless GL
+backend is chosen and checked before anything imports mujoco (:mod:`mirror_align.headless`).
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ import argparse
 import importlib
 import sys
 
+from mirror_align import __version__
 from mirror_align.errors import UserInputError
 from mirror_align.headless import configure_headless_rendering
+from mirror_align.threads import configure_cpu_threads
 
 # Module names under mirror_align.commands, in the order `--help` lists them.
 COMMAND_MODULES: list[str] = [
@@ -35,8 +41,6 @@ COMMAND_MODULES: list[str] = [
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per command module."""
-    from mirror_align import __version__
-
     parser = argparse.ArgumentParser(
         prog="mirror-align",
         description="Embodied representation alignment with mirror neurons.",
@@ -53,11 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen command; bad input exits 2 with one error line."""
-    configure_headless_rendering()
+    """Parse ``argv`` and run the chosen command; bad input (including a ``MUJOCO_GL`` that is not
+    a backend, or no usable OpenGL) exits 2 with one error line."""
+    configure_cpu_threads()  # before build_parser: command modules import torch
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        configure_headless_rendering()
         return int(args._run(args) or 0)
     except UserInputError as err:
         print(f"mirror-align {args.command}: error: {err}", file=sys.stderr)

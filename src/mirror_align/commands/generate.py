@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mirror_align.constants import SPLITS
+from mirror_align.sim import TASK_NAMES
+
 NAME = "generate"
 HELP = "Generate expert demonstrations (parallel, resumable) into a dataset folder."
 
@@ -14,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--episodes-per-task", type=int, required=True, help="episodes per task (paper: 100/25)"
     )
-    parser.add_argument("--split", default="train", choices=["train", "val", "test"])
+    parser.add_argument("--split", default="train", choices=list(SPLITS))
     parser.add_argument(
         "--image-size", type=int, default=128, help="camera image size, pixels (64 or 128)"
     )
@@ -30,8 +33,6 @@ def run(args: argparse.Namespace) -> int:
 
     tasks = parse_tasks(args.tasks)
     if args.tasks.strip() == "all":
-        from mirror_align.sim import TASK_NAMES
-
         if len(tasks) < len(TASK_NAMES):
             print(
                 f"generate: --tasks all = the {len(tasks)} of {len(TASK_NAMES)} tasks implemented "

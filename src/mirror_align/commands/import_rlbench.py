@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from mirror_align.constants import SPLITS
+
 NAME = "import-rlbench"
 HELP = (
     "Convert RLBench/PerAct demonstrations (standard on-disk layout) into a mirror-align dataset."
@@ -26,8 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split",
         default="train",
-        choices=["train", "val", "test"],
+        choices=list(SPLITS),
         help="split of SRC when it has no train/val/test subfolders",
+    )
+    parser.add_argument(
+        "--no-geometry-check",
+        action="store_true",
+        help="import episodes whose cameras' depth, intrinsics and extrinsics disagree (checked "
+        "on keyframe 0 of every episode by default)",
     )
 
 
@@ -45,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         video_frames=args.video_frames,
         split=args.split,
+        check_geometry=not args.no_geometry_check,
     )
     elapsed = time.perf_counter() - start
     print(

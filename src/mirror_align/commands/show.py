@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from mirror_align.errors import UserInputError
+from mirror_align.sim import CAMERAS, make_env
 
 NAME = "show"
 HELP = "Save a grid of the 4 cameras at every keyframe of an expert demo (and its front video)."
@@ -30,8 +31,6 @@ def run(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from mirror_align.sim import CAMERAS, make_env
 
     if args.image_size < 16:
         raise UserInputError(f"--image-size must be >= 16, got {args.image_size}")

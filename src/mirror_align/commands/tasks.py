@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mirror_align.sim import TASK_NAMES, instruction_table, is_implemented
+
 NAME = "tasks"
 HELP = "List the MirrorBench tasks, their variation counts and instructions."
 
@@ -14,8 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mirror_align.sim import TASK_NAMES, instruction_table, is_implemented
-
     rows = instruction_table()
     listing = [
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import time
@@ -10,6 +11,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from mirror_align.errors import UserInputError
+from mirror_align.headless import configure_headless_rendering
+from mirror_align.sim import TASK_NAMES, get_task, implemented_tasks, is_implemented, make_env
 
 NAME = "validate"
 HELP = "Run the scripted experts over seeds spread across all variations; report success per task."
@@ -25,8 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_tasks(text: str) -> list[str]:
     """'all' -> implemented tasks; 'a,b' -> validated names."""
-    from mirror_align.sim import TASK_NAMES, implemented_tasks, is_implemented
-
     if text == "all":
         return implemented_tasks()
     names = [t.strip() for t in text.split(",") if t.strip()]
@@ -44,11 +45,6 @@ def parse_tasks(text: str) -> list[str]:
 
 def run_episode(task: str, seed: int, variation: int, image_size: int) -> dict:
     """One expert episode (in a worker process); returns its outcome record."""
-    from mirror_align.headless import configure_headless_rendering
-
-    configure_headless_rendering()
-    from mirror_align.sim import make_env
-
     env = _ENVS.get((task, image_size))
     if env is None:
         env = _ENVS[(task, image_size)] = make_env(task, image_size=image_size)
@@ -79,18 +75,15 @@ def _close_envs() -> None:
 
 
 def _worker_init() -> None:
-    import atexit
-
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["LP_NUM_THREADS"] = "1"
+    configure_headless_rendering()  # this worker's entry point: before it imports mujoco
     # Renderers must be closed explicitly, or EGL prints errors when the worker exits.
     atexit.register(_close_envs)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
-
-    from mirror_align.sim import get_task
 
     if args.episodes < 1:
         raise UserInputError(f"--episodes must be >= 1, got {args.episodes}")

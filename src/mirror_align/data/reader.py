@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from mirror_align.constants import SPLITS
 from mirror_align.data.episode_io import read_episode
-from mirror_align.data.schema import SPLITS, DatasetMeta, Episode
+from mirror_align.data.schema import DatasetMeta, Episode
 from mirror_align.data.writer import load_index, load_meta
 from mirror_align.errors import UserInputError
 

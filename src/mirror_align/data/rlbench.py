@@ -17,6 +17,11 @@ Conversions to this library's conventions (``docs/interfaces.md``):
 - intrinsics: RLBench (PyRep) uses negative focal lengths and integer pixel coordinates; they
   become positive focal lengths with pixel centres at (col + 0.5, row + 0.5), and the flipped
   camera axes move into the extrinsics, so every pixel back-projects to the same world point;
+- image size: a W x H source is resized to S x S; x (fx, skew, cx) scales by S / W and y (fy, cy)
+  by S / H, so non-square sources keep their geometry (pixels become non-square, fx != fy);
+- geometry check: keyframe 0 of every imported episode must back-project to one consistent scene
+  across the cameras (:mod:`mirror_align.data.geometry_check`); an episode that does not is
+  refused with one line (``--no-geometry-check`` skips it);
 - keyframes: the standard discovery heuristic (:func:`discover_keyframes`);
 - EE sample k: observation at frame 0 or at the previous keyframe -> the pose at the next keyframe
   (``ignore_collisions`` from the frame before it, as PerAct does; 0 when the field is absent);
@@ -33,8 +38,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mirror_align.constants import SPLITS
+from mirror_align.data.geometry_check import check_views
 from mirror_align.data.rlbench_pickle import load_restricted
-from mirror_align.data.schema import SPLITS, DatasetMeta, Episode, Instruction
+from mirror_align.data.schema import DatasetMeta, Episode, Instruction
 from mirror_align.errors import UserInputError
 
 RLBENCH_CAMERAS = ("front", "left_shoulder", "right_shoulder", "wrist")
@@ -205,6 +212,17 @@ def build_meta(
     )
 
 
+def scale_intrinsics(k: np.ndarray, width: int, height: int, size: int) -> np.ndarray:
+    """K of a ``width`` x ``height`` image resized to ``size`` x ``size``: row x (fx, skew, cx)
+    times size / width, row y (fy, cy) times size / height. Exact with pixel centres at +0.5
+    (pixel edges map to pixel edges). Scaling both rows by size / width, as before, put
+    back-projected points of 128x96 sources 16-17 cm off the table (issue 14.3)."""
+    k = np.array(k, dtype=np.float64)
+    k[0] *= size / width
+    k[1] *= size / height
+    return k.astype(np.float32)
+
+
 def _resize(image: np.ndarray, size: int, nearest: bool) -> np.ndarray:
     if image.shape[0] == size and image.shape[1] == size:
         return image
@@ -226,6 +244,33 @@ def _field(obs: Any, name: str, where: str) -> Any:
     return value
 
 
+def _read_view(
+    source: SourceEpisode, frame: int, cam: str, misc: dict, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One camera at one frame: rgb uint8 [S,S,3], depth float32 [S,S] metres, K, pose."""
+    where = str(source.path / "low_dim_obs.pkl")
+    image = _read_png(source.path / f"{cam}_rgb" / f"{frame}.png")
+    packed = _read_png(source.path / f"{cam}_depth" / f"{frame}.png")
+    try:
+        near = float(misc[f"{cam}_camera_near"])
+        far = float(misc[f"{cam}_camera_far"])
+        k, pose = convert_camera(misc[f"{cam}_camera_intrinsics"], misc[f"{cam}_camera_extrinsics"])
+    except KeyError as err:
+        raise UserInputError(f"{where}: frame {frame} misc lacks {err}") from err
+    if packed.shape[:2] != image.shape[:2]:
+        raise UserInputError(
+            f"{source.path}: frame {frame} {cam} depth is {packed.shape[1]}x{packed.shape[0]} "
+            f"but rgb is {image.shape[1]}x{image.shape[0]}"
+        )
+    height, width = image.shape[:2]
+    return (
+        _resize(image, size, nearest=False),
+        _resize(decode_depth_png(packed, near, far), size, nearest=True),
+        scale_intrinsics(k, width, height, size),
+        pose,
+    )
+
+
 def convert_episode(source: SourceEpisode, meta: DatasetMeta) -> Episode:
     """Decode one RLBench episode folder into an :class:`Episode` at ``meta.image_size``."""
     where = str(source.path / "low_dim_obs.pkl")
@@ -240,34 +285,14 @@ def convert_episode(source: SourceEpisode, meta: DatasetMeta) -> Episode:
     keyframes = discover_keyframes(gripper_open, velocities)
     if not keyframes:
         raise UserInputError(f"{where}: a demo of {len(observations)} frame(s) has no keyframes")
-    size = meta.image_size
     obs_frames = [0, *keyframes[:-1]]
     rgb, depth, intr, extr, proprio = [], [], [], [], []
     for frame in obs_frames:
         obs = observations[frame]
         misc = _field(obs, "misc", where)
-        views = [[], [], [], []]
-        for cam in RLBENCH_CAMERAS:
-            image = _read_png(source.path / f"{cam}_rgb" / f"{frame}.png")
-            packed = _read_png(source.path / f"{cam}_depth" / f"{frame}.png")
-            try:
-                near = float(misc[f"{cam}_camera_near"])
-                far = float(misc[f"{cam}_camera_far"])
-                k, pose = convert_camera(
-                    misc[f"{cam}_camera_intrinsics"], misc[f"{cam}_camera_extrinsics"]
-                )
-            except KeyError as err:
-                raise UserInputError(f"{where}: frame {frame} misc lacks {err}") from err
-            scale = size / image.shape[1]
-            k[:2] *= scale
-            views[0].append(_resize(image, size, nearest=False))
-            views[1].append(_resize(decode_depth_png(packed, near, far), size, nearest=True))
-            views[2].append(k)
-            views[3].append(pose)
-        rgb.append(views[0])
-        depth.append(views[1])
-        intr.append(views[2])
-        extr.append(views[3])
+        views = [_read_view(source, frame, cam, misc, meta.image_size) for cam in RLBENCH_CAMERAS]
+        for stack, kind in zip((rgb, depth, intr, extr), zip(*views, strict=True), strict=True):
+            stack.append(kind)
         proprio.append(
             np.concatenate([_field(obs, "gripper_pose", where), [float(obs.gripper_open)]])
         )
@@ -286,7 +311,8 @@ def convert_episode(source: SourceEpisode, meta: DatasetMeta) -> Episode:
         )
     frames = np.round(np.linspace(0, len(observations) - 1, meta.video_frames)).astype(int)
     video = [
-        _resize(_read_png(source.path / "front_rgb" / f"{i}.png"), size, False) for i in frames
+        _resize(_read_png(source.path / "front_rgb" / f"{i}.png"), meta.image_size, False)
+        for i in frames
     ]
     return Episode(
         task=source.task,
@@ -304,6 +330,23 @@ def convert_episode(source: SourceEpisode, meta: DatasetMeta) -> Episode:
     )
 
 
+def _check_geometry(source: SourceEpisode, episode: Episode, meta: DatasetMeta) -> None:
+    if episode.num_keyframes == 0:
+        return
+    problems = check_views(
+        episode.depth[0],
+        episode.intrinsics[0],
+        episode.extrinsics[0],
+        list(meta.cameras),
+        meta.workspace_bounds,
+    )
+    if problems:
+        raise UserInputError(
+            f"{source.path}: keyframe 0 is geometrically inconsistent: {problems[0]} "
+            "(--no-geometry-check imports it anyway)"
+        )
+
+
 def import_rlbench(
     src: str | Path,
     out: str | Path,
@@ -312,8 +355,12 @@ def import_rlbench(
     video_frames: int = 32,
     split: str = "train",
     progress: bool = True,
+    check_geometry: bool = True,
 ) -> dict[str, int]:
     """Convert every episode under ``src`` into the dataset ``out``; re-running resumes.
+
+    With ``check_geometry``, an episode whose keyframe-0 cameras do not describe one consistent
+    scene (see :mod:`mirror_align.data.geometry_check`) is refused with one line.
 
     Returns counts: ``imported``, ``skipped`` (already in ``out``), ``total``.
     """
@@ -337,6 +384,9 @@ def import_rlbench(
             if (source.split, source.task, source.number) in done:
                 skipped += 1
                 continue
-            writer.add(convert_episode(source, writer.meta))
+            episode = convert_episode(source, writer.meta)
+            if check_geometry:
+                _check_geometry(source, episode, writer.meta)
+            writer.add(episode)
             imported += 1
     return {"imported": imported, "skipped": skipped, "total": len(sources)}

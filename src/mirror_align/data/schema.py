@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mirror_align.constants import CAMERAS, SPLITS
 from mirror_align.data.tool_frame import check_rotation
 from mirror_align.errors import UserInputError
 
@@ -26,8 +27,7 @@ SCHEMA_VERSION = 1
 META_FILE = "dataset.json"
 INDEX_FILE = "index.json"
 EPISODES_DIR = "episodes"
-SPLITS = ("train", "val", "test")
-DEFAULT_CAMERAS = ("front", "left_shoulder", "right_shoulder", "wrist")
+DEFAULT_CAMERAS = CAMERAS  # the camera order MirrorBench writes; a dataset may state its own
 DEPTH_DTYPES = ("float16", "float32")
 PROPRIO_DIM = 8  # gripper xyz, quaternion xyzw, gripper_open
 ACTION_DIM = 9  # xyz, quaternion xyzw, gripper_open, ignore_collisions
@@ -199,7 +199,7 @@ class Episode:
 
     @property
     def num_keyframes(self) -> int:
-        return int(self.actions.shape[0])
+        return int(np.shape(self.actions)[0])
 
     @classmethod
     def from_steps(
@@ -283,8 +283,50 @@ def action_vector(action: Any) -> np.ndarray:
     return vector
 
 
+# Scalar attributes of an Episode, stored as HDF5 attributes: field -> (expected type, its name).
+_ATTRIBUTE_TYPES: dict[str, tuple[type, str]] = {
+    "task": (str, "str"),
+    "variation_id": (int, "int"),
+    "seed": (int, "int"),
+    "split": (str, "str"),
+    "success": (bool, "bool"),
+    "episode_id": (int, "int"),
+    "instruction_id": (int, "int"),
+    "failure_reason": (str, "str"),
+}
+
+
+def _coerce_attribute(name: str, value: Any, where: str) -> Any:
+    """``value`` as the plain Python type of attribute ``name``, or a one-line error."""
+    kind, kind_name = _ATTRIBUTE_TYPES[name]
+    if name == "failure_reason" and value is None:
+        return ""  # "no failure reason" written as None by many converters
+    if kind is str and isinstance(value, str):
+        return str(value)
+    if kind is int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if kind is bool and isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if kind is bool and isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise UserInputError(
+        f"{where}: {name} is {type(value).__name__} {value!r}, expected {kind_name}"
+        + (" (or None)" if name == "failure_reason" else "")
+    )
+
+
+def check_attributes(episode: Episode) -> None:
+    """Coerce the scalar attributes of ``episode`` to plain str/int/bool in place (None as
+    ``failure_reason`` becomes ""); any other type raises ``UserInputError`` naming the field and
+    the expected type. HDF5 stores only these types (issue 14.7: None failed deep in h5py)."""
+    where = f"episode (task {episode.task!r}, seed {episode.seed!r})"
+    for name in _ATTRIBUTE_TYPES:
+        setattr(episode, name, _coerce_attribute(name, getattr(episode, name), where))
+
+
 def check_episode(episode: Episode, meta: DatasetMeta) -> None:
     """Raise ``UserInputError`` naming the first field of ``episode`` that breaks the schema."""
+    check_attributes(episode)
     k = episode.num_keyframes
     v = len(meta.cameras)
     s = meta.image_size
@@ -302,6 +344,8 @@ def check_episode(episode: Episode, meta: DatasetMeta) -> None:
     }
     for name, (shape, dtype) in expected.items():
         value = np.asarray(getattr(episode, name))
+        if value.dtype.kind not in "biuf":
+            raise UserInputError(f"{where}: {name} has dtype {value.dtype}, expected numbers")
         if value.shape != shape:
             raise UserInputError(f"{where}: {name} has shape {value.shape}, expected {shape}")
         if dtype is not None and value.dtype != dtype:

@@ -9,14 +9,15 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mirror_align.constants import SPLITS
 from mirror_align.data.episode_io import file_sha256, plain_value
+from mirror_align.data.geometry_check import check_views
 from mirror_align.data.schema import (
     ACTION_DIM,
     EPISODES_DIR,
     FORMAT_NAME,
     PROPRIO_DIM,
     SCHEMA_VERSION,
-    SPLITS,
     DatasetMeta,
 )
 from mirror_align.data.writer import load_index, load_meta
@@ -60,6 +61,16 @@ def _check_file(path: Path, entry: dict[str, Any], meta: DatasetMeta) -> str | N
                 got = f[name]
                 if got.shape != shape or got.dtype != np.dtype(dtype):
                     return f"dataset {name} is {got.dtype}{list(got.shape)}, expected {dtype}{list(shape)}"
+            if k > 0:
+                problems = check_views(
+                    f["obs/depth"][0].astype(np.float32),
+                    f["obs/intrinsics"][0],
+                    f["obs/extrinsics"][0],
+                    list(meta.cameras),
+                    meta.workspace_bounds,
+                )
+                if problems:
+                    return f"keyframe 0 is geometrically inconsistent: {problems[0]}"
 
     except (OSError, KeyError, ValueError, IndexError) as err:
         return f"cannot be read as HDF5 ({type(err).__name__}: {err})"
@@ -73,7 +84,9 @@ def verify_dataset(
 
     Checks: ``dataset.json`` against the schema, the index, each episode's size and SHA-256, each
     file's attributes against the index and its datasets' shapes/dtypes against ``dataset.json``,
-    and episode files that the index does not list.
+    the geometry of each episode's keyframe 0 (its cameras' back-projected depth must agree and lie
+    near the workspace: :mod:`mirror_align.data.geometry_check`), and episode files that the index
+    does not list.
     """
     root = Path(root)
     try:

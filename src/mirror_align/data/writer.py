@@ -29,6 +29,7 @@ from mirror_align.data.schema import (
     SCHEMA_VERSION,
     DatasetMeta,
     Episode,
+    check_attributes,
     episode_filename,
 )
 from mirror_align.errors import UserInputError
@@ -175,7 +176,12 @@ class DatasetWriter:
         return episode_id in self.entries
 
     def add(self, episode: Episode) -> dict[str, Any]:
-        """Write ``episode`` (assigning ``episode_id``/``instruction_id`` if -1); returns its entry."""
+        """Write ``episode`` (assigning ``episode_id``/``instruction_id`` if -1); returns its entry.
+
+        Scalar attributes are coerced first (None as ``failure_reason`` becomes ""); a wrong type
+        raises ``UserInputError`` naming the field.
+        """
+        check_attributes(episode)
         if episode.episode_id < 0:
             episode.episode_id = self.next_episode_id()
         if episode.episode_id in self.entries:

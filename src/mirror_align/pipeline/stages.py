@@ -124,11 +124,12 @@ def report_stage(out: Path, log: Log) -> None:
 
 def versions() -> dict[str, str]:
     """Versions of this package and of what its numbers depend on (recorded in config.json)."""
-    import mujoco
     import torch
 
     from mirror_align import __version__
+    from mirror_align.headless import import_mujoco
 
+    mujoco = import_mujoco()  # GL set-up first: rollouts in this process render later
     return {
         "mirror_align": __version__,
         "torch": torch.__version__,

@@ -1,14 +1,16 @@
 """MirrorBench: RLBench-style keyframe tasks in MuJoCo (see docs/interfaces.md).
 
-Importing this package does not import mujoco; :func:`make_env` does (after setting up headless
-rendering).
+Importing this package has no side effects: it does not import mujoco or gymnasium, sets no
+environment variable and registers nothing. :func:`make_env` imports the env module, which gets
+mujoco from :func:`mirror_align.headless.import_mujoco`: headless GL is set up (and checked) just
+before mujoco is imported. For
+``gymnasium.make("MirrorBench/<task>-v0")`` call :func:`register_gym_envs` once first.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mirror_align.headless import configure_headless_rendering
 from mirror_align.sim.constants import CAMERAS, MAX_KEYFRAMES, WORKSPACE_BOUNDS
 from mirror_align.sim.registry import (
     TASK_NAMES,
@@ -20,8 +22,6 @@ from mirror_align.sim.registry import (
     make_env,
     register_gym_envs,
 )
-
-configure_headless_rendering()
 
 
 def action_to_array(action: dict) -> np.ndarray:
@@ -46,8 +46,6 @@ def array_to_action(array: np.ndarray) -> dict:
     }
 
 
-register_gym_envs()
-
 __all__ = [
     "CAMERAS",
     "MAX_KEYFRAMES",
@@ -61,4 +59,5 @@ __all__ = [
     "instruction_table",
     "is_implemented",
     "make_env",
+    "register_gym_envs",
 ]

@@ -3,13 +3,15 @@
 Settings that matter on the software renderer (DESIGN §6): shadows, reflections and skybox off;
 multisampling off, set on the model *before* the render context is created; RGB and depth read
 from one render pass. The depth buffer is read reversed-Z (requested explicitly) and images come
-back bottom row first; both are undone here. Close the renderer explicitly (:meth:`CameraRig.close`).
+back bottom row first; both are undone here. Close the renderer explicitly (:meth:`CameraRig.close`);
+one left open is closed at interpreter exit, before MuJoCo's EGL clean-up (``headless.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from mirror_align.headless import create_gl_context, render_failure, track_renderer
 from mirror_align.sim.constants import CAMERAS, DEPTH_FAR
 from mirror_align.sim.physics import mujoco
 
@@ -28,7 +30,9 @@ class CameraRig:
 
     def __init__(self, image_size: int) -> None:
         self.size = int(image_size)
-        self._gl = mujoco.GLContext(self.size, self.size)
+        self._gl = None  # set first: close() must work on a rig whose context failed
+        self._gl = create_gl_context(self.size, self.size)
+        track_renderer(self)
         self._gl.make_current()
         self._con: mujoco.MjrContext | None = None
         self._model = None
@@ -48,7 +52,10 @@ class CameraRig:
         model.vis.quality.offsamples = 0  # must precede MjrContext creation
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.size)
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.size)
-        self._con = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_50)
+        try:
+            self._con = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_50)
+        except mujoco.FatalError as error:  # a context that exists but cannot render
+            raise render_failure(error) from error
         # Ask for reversed-Z explicitly (1 at the near plane, 0 at the far plane): float depth
         # keeps its precision far away, and the conversion below does not depend on a default.
         self._con.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR

@@ -20,6 +20,7 @@ from mirror_align.sim.constants import (
 from mirror_align.sim.gripper import Gripper
 from mirror_align.sim.physics import Physics, mujoco
 from mirror_align.sim.planner import MotionLimits, Planner
+from mirror_align.sim.registry import instruction_id
 from mirror_align.sim.scene import Scene
 from mirror_align.sim.task import Task
 
@@ -85,7 +86,9 @@ class MirrorBenchEnv(gym.Env):
         self.limits = limits or MotionLimits()
         self.observation_space = _observation_space(self.image_size)
         self.action_space = _action_space()
-        self._rig: CameraRig | None = None
+        # The renderer is made here, not at the first reset: a machine without a usable OpenGL
+        # backend fails at construction with one line (RenderingUnavailableError).
+        self._rig: CameraRig | None = CameraRig(self.image_size)
         self.physics: Physics | None = None
         self._video_data: mujoco.MjData | None = None  # scratch state for rendering video frames
         self._video_model: mujoco.MjModel | None = None
@@ -161,8 +164,6 @@ class MirrorBenchEnv(gym.Env):
         return obs
 
     def _info(self) -> dict[str, Any]:
-        from mirror_align.sim.registry import instruction_id
-
         return {
             "task": self.task.name,
             "variation": self.variation,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from mirror_align.headless import configure_headless_rendering
+from mirror_align.headless import import_mujoco
+from mirror_align.sim.transforms import wxyz_to_xyzw
 
-configure_headless_rendering()
-import mujoco  # noqa: E402
-
-from mirror_align.sim.transforms import wxyz_to_xyzw  # noqa: E402
+# The one place the simulator imports mujoco: import_mujoco() sets up headless GL first (MuJoCo
+# picks its backend on import) and turns a backend that cannot load into one error line.
+mujoco = import_mujoco()
 
 
 class Physics:
