@@ -32,7 +32,6 @@ REFACTORING = "owner refactoring in progress"
 ALLOWED: dict[str, str] = {
     "src/mirror_align/align/loss.py::alignment_loss": "to split: its input checks into a helper",
     "src/mirror_align/data/generate.py::generate": REFACTORING,
-    "src/mirror_align/data/rlbench.py::convert_episode": REFACTORING,
     "src/mirror_align/models/geometry.py::lift_heatmaps": REFACTORING,
     "src/mirror_align/models/policy.py": REFACTORING,
     "src/mirror_align/models/video_text.py::viclip_vision_state_dict": REFACTORING,
