@@ -112,8 +112,12 @@ class TrainConfig:
     checkpoint_every: int = 250
     # Complete checkpoints to keep (older ones are deleted); 0 keeps all.
     keep_checkpoints: int = 0
-    # torch threads per process (0: leave torch's default).
+    # torch threads per process (0: min(usable CPUs, 8), mirror_align.threads).
     threads: int = 0
+    # reproduce/ablate: independent runs (seeds, ablation cells) trained at once, each in its own
+    # 1-thread process (mirror_align.pipeline.parallel); 1 trains them one after another with
+    # `threads`. On 2 cores two 1-thread processes did ~1.4x the work of one 2-thread process.
+    parallel_runs: int = 1
     # Offline keyframe metrics of the EE on val every this many steps, into metrics.jsonl and
     # TensorBoard (mirror_align.eval.offline; seconds each); 0 disables.
     keyframe_metrics_every: int = 0
@@ -214,6 +218,8 @@ def validate_experiment(config: ExperimentConfig) -> None:
         raise UserInputError(f"eval.workers: must be >= 1, got {config.eval.workers}")
     if not 0.0 < config.train.au_share <= 1.0:
         raise UserInputError(f"train.au_share: must be in (0, 1], got {config.train.au_share}")
+    if config.train.parallel_runs < 1:
+        raise UserInputError(f"train.parallel_runs: must be >= 1, got {config.train.parallel_runs}")
     if config.train.steps < 1 or config.train.batch_size < 1:
         raise UserInputError("train.steps and train.batch_size must be >= 1")
     if not 0.01 <= config.align.tau <= 1.0:

@@ -1,7 +1,8 @@
 """`reproduce` and `ablate`: every experiment of the paper into one folder, resumable stage by stage.
 
 Stages (:mod:`mirror_align.pipeline.stages`): data (generate + verify) → training runs (AU, EE, MN
-per seed; :mod:`mirror_align.pipeline.manifest` plans them) → evaluation → probing (Fig. 3
+per seed; :mod:`mirror_align.pipeline.manifest` plans them; ``train.parallel_runs`` at a time in
+1-thread processes, :mod:`mirror_align.pipeline.parallel`) → evaluation → probing (Fig. 3
 left/right, Fig. 6) → ablation grid and beyond-the-paper runs → report. A stage whose outputs are
 complete is skipped; an interrupted training run continues from its last checkpoint; a generation
 resumes episode by episode. Stage times go to ``timings.json`` across invocations
@@ -18,7 +19,8 @@ from mirror_align.atomic import write_json_atomic
 from mirror_align.config import config_to_dict
 from mirror_align.config.experiment import ExperimentConfig
 from mirror_align.pipeline import stages
-from mirror_align.pipeline.manifest import manifest_runs, plan_runs, write_manifest
+from mirror_align.pipeline.manifest import RunSpec, manifest_runs, plan_runs, write_manifest
+from mirror_align.pipeline.parallel import train_in_parallel
 from mirror_align.pipeline.timings import StageTimes
 
 
@@ -53,17 +55,35 @@ def reproduce(
 
     with times.stage("data"):
         stages.ensure_dataset(base, workers, log)
-    for spec in runs:
-        if not main and spec.group == "main":
-            continue
-        run_dir = out / "runs" / spec.name
-        with times.stage(f"train {spec.name}"):
-            stages.train_stage(spec, spec.configure(base), run_dir, log)
+    todo = [spec for spec in runs if main or spec.group != "main"]
+    _train_all(base, todo, out, times, log)
+    for spec in todo:
         with times.stage(f"evaluate {spec.name}"):
-            stages.evaluate_stage(spec, run_dir, workers, log)
+            stages.evaluate_stage(spec, out / "runs" / spec.name, workers, log)
     if main:
         with times.stage("probing"):
             stages.probing_stage(out, base, seeds[0], log)
     with times.stage("report", redone=True):
         stages.report_stage(out, log)
     return times.rounded()
+
+
+def _train_all(
+    base: ExperimentConfig, runs: list[RunSpec], out: Path, times: StageTimes, log: Callable
+) -> None:
+    """Train every run that is not complete: ``train.parallel_runs`` at a time in 1-thread worker
+    processes (one stage, timed by its wall clock), or one after another in this process."""
+    jobs = [(spec, spec.configure(base), out / "runs" / spec.name) for spec in runs]
+    pending = []
+    for spec, config, run_dir in jobs:
+        if stages.run_is_complete(run_dir, config, spec.method):
+            log(f"train {spec.name}: complete, skipped")
+        else:
+            pending.append((spec, config, run_dir))
+    if base.train.parallel_runs > 1 and len(pending) > 1:
+        with times.stage(f"train {len(pending)} runs ({base.train.parallel_runs} in parallel)"):
+            train_in_parallel(pending, base.train.parallel_runs, log)
+        return
+    for spec, config, run_dir in pending:
+        with times.stage(f"train {spec.name}"):
+            stages.train_stage(spec, config, run_dir, log)
