@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from mirror_align.atomic import write_json_atomic
+from mirror_align.constants import RECOGNITION_CEILING, RECOGNITION_SE, RECOGNITION_TEXT
 from mirror_align.data.reader import DatasetReader
 from mirror_align.eval.loading import load_run
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics
-from mirror_align.eval.recognition import evaluate_recognition
+from mirror_align.eval.recognition import RecognitionResult, evaluate_recognition
 from mirror_align.eval.rollout import plan_rollouts, records_as_dicts, run_rollouts, success_by_task
 
 RECOGNITION = "recognition_accuracy"
@@ -29,7 +30,11 @@ class EvaluationSummary:
     run: str
     step: int
     split: str
-    recognition: dict[str, float] = field(default_factory=dict)  # task -> accuracy
+    recognition: dict[str, float] = field(default_factory=dict)  # task -> accuracy (exact id)
+    recognition_text: dict[str, float] = field(default_factory=dict)  # task -> accuracy (by text)
+    recognition_ceiling: dict[str, float] = field(default_factory=dict)  # task -> exact-id ceiling
+    # Standard errors of the mean over tasks: exact id, by text.
+    recognition_se: tuple[float, float] | None = None
     success: dict[str, dict[int, float]] = field(default_factory=dict)  # task -> eval seed -> rate
 
 
@@ -64,10 +69,7 @@ def evaluate_run(
     out_dir = run_dir / "eval"
     if "au" in run.modules:
         result = evaluate_recognition(run.modules["au"], data_path, split, cfg.au.num_frames, tasks)
-        summary.recognition = result.per_task
-        for task, value in result.per_task.items():
-            records.append(MetricRecord(run.name, run.step, split, task, RECOGNITION, value, 0))
-        records.append(MetricRecord(run.name, run.step, split, "all", RECOGNITION, result.mean, 0))
+        records += _recognition_records(summary, result)
         write_json_atomic(
             out_dir / f"recognition_{split}_step{run.step}.json",
             {
@@ -109,22 +111,58 @@ def evaluate_run(
     return summary
 
 
+def _recognition_records(
+    summary: EvaluationSummary, result: RecognitionResult
+) -> list[MetricRecord]:
+    """Fill ``summary``'s recognition fields; the per-task and 'all' metric records."""
+    summary.recognition = result.per_task
+    summary.recognition_text = result.per_task_text
+    summary.recognition_ceiling = result.ceiling
+    summary.recognition_se = (result.stderr, result.stderr_text)
+    records = []
+    for name, per_task in (
+        (RECOGNITION, summary.recognition),
+        (RECOGNITION_TEXT, summary.recognition_text),
+        (RECOGNITION_CEILING, summary.recognition_ceiling),
+    ):
+        for task, value in {**per_task, "all": float(np.mean(list(per_task.values())))}.items():
+            records.append(
+                MetricRecord(summary.run, summary.step, summary.split, task, name, value, 0)
+            )
+    records.append(
+        MetricRecord(
+            summary.run, summary.step, summary.split, "all", RECOGNITION_SE, result.stderr, 0
+        )
+    )
+    return records
+
+
 def format_summary(summary: EvaluationSummary) -> str:
-    """A plain-text table: task, recognition accuracy, success mean ± std over evaluation seeds."""
+    """A plain-text table per task: recognition by exact id and by text, the exact-id ceiling, and
+    success mean ± std over evaluation seeds; the 'all' row gives recognition ± its standard error.
+    """
     tasks = sorted(set(summary.recognition) | set(summary.success))
-    lines = [f"{'task':32s} {'recognition %':>14s} {'success % (mean ± std)':>24s}"]
+    head = ("recognition %", "by text %", "ceiling %", "success % (mean ± std)")
+    lines = [f"{'task':32s} {head[0]:>14s} {head[1]:>14s} {head[2]:>9s} {head[3]:>24s}"]
+    columns = (summary.recognition, summary.recognition_text, summary.recognition_ceiling)
+    se = summary.recognition_se or (None, None)
     for task in tasks + ["all"]:
         if task == "all":
-            rec = np.mean(list(summary.recognition.values())) if summary.recognition else None
+            rec = [np.mean(list(c.values())) if c else None for c in columns]
             per_seed = [np.mean([s[k] for s in summary.success.values()]) for k in _seeds(summary)]
         else:
-            rec = summary.recognition.get(task)
+            rec = [c.get(task) for c in columns]
             per_seed = list(summary.success.get(task, {}).values())
-        rec_text = f"{100 * rec:.1f}" if rec is not None else "-"
+        texts = [f"{100 * r:.1f}" if r is not None else "-" for r in rec]
+        if task == "all":
+            texts[:2] = [
+                t if e is None else f"{t} ± {100 * e:.1f}"
+                for t, e in zip(texts[:2], se, strict=True)
+            ]
         suc_text = (
             f"{100 * np.mean(per_seed):.1f} ± {100 * np.std(per_seed):.1f}" if per_seed else "-"
         )
-        lines.append(f"{task:32s} {rec_text:>14s} {suc_text:>24s}")
+        lines.append(f"{task:32s} {texts[0]:>14s} {texts[1]:>14s} {texts[2]:>9s} {suc_text:>24s}")
     return "\n".join(lines)
 
 

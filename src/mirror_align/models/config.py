@@ -87,6 +87,15 @@ class VideoTextConfig:
     # Per-channel RGB mean and std on the [0, 1] scale used to normalise frames.
     pixel_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     pixel_std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    # NOT ViCLIP - a CPU-scale stand-in for pretrained video features (models/motion_colour.py,
+    # docs/models.md): add motion-gated colour tokens (learned soft colour histograms of the pixels
+    # that change) to the ViT's sequence. From scratch on ~1800 clips the plain ViT does not learn
+    # which object is acted on; ViCLIP's 10M-clip pretraining would. Off in the paper preset.
+    colour_tokens: bool = False
+    # Colour-token variant: learned colour prototypes (histogram bins).
+    colour_bins: int = 32
+    # Colour-token variant: side in pixels that frames are average-pooled to before gating.
+    colour_gate_size: int = 16
     # The instruction encoder.
     text: TextConfig = field(default_factory=TextConfig)
     # Suggested optimisation settings at this scale (read by the trainer): batch size and peak lr.
@@ -169,6 +178,11 @@ def validate_video_text(cfg: VideoTextConfig) -> None:
         raise UserInputError(f"mask_ratio: must be in [0, 1), got {cfg.mask_ratio}")
     if cfg.tau <= 0:
         raise UserInputError(f"tau: must be positive, got {cfg.tau}")
+    if cfg.colour_bins < 1 or not 1 <= cfg.colour_gate_size <= cfg.image_size:
+        raise UserInputError(
+            f"colour_bins, colour_gate_size: need colour_bins >= 1 and 1 <= colour_gate_size <= "
+            f"image_size ({cfg.image_size}), got {cfg.colour_bins}, {cfg.colour_gate_size}"
+        )
     if len(cfg.pixel_mean) != 3 or len(cfg.pixel_std) != 3:
         raise UserInputError("pixel_mean, pixel_std: need 3 values each (R, G, B)")
     validate_text(cfg.text)

@@ -24,6 +24,7 @@ from mirror_align.align.loss import alignment_loss
 from mirror_align.errors import UserInputError
 from mirror_align.models.config import VideoTextConfig, validate_video_text
 from mirror_align.models.layers import Block, ModelOutput, batch_to_device, init_weights
+from mirror_align.models.motion_colour import MotionColourTokens
 from mirror_align.models.text import make_text_encoder, param_groups_with_text
 
 
@@ -39,6 +40,12 @@ class VideoEncoder(nn.Module):
         self.spatial_position = nn.Parameter(torch.zeros(side * side + 1, cfg.width))
         self.temporal_position = nn.Parameter(torch.zeros(1, cfg.num_frames, cfg.width))
         self.class_token = nn.Parameter(torch.zeros(cfg.width))
+        # Not ViCLIP: a CPU-scale stand-in for pretrained features (VideoTextConfig.colour_tokens).
+        self.colour = (
+            MotionColourTokens(cfg.width, cfg.colour_bins, cfg.colour_gate_size)
+            if cfg.colour_tokens
+            else None
+        )
         self.norm_pre = nn.LayerNorm(cfg.width)
         self.blocks = nn.ModuleList(
             Block(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.activation) for _ in range(cfg.depth)
@@ -58,8 +65,10 @@ class VideoEncoder(nn.Module):
             keep = max(1, x.shape[1] - int(mask_ratio * x.shape[1]))
             order = torch.rand(b, x.shape[1], device=x.device).argsort(dim=1)[:, :keep]
             x = x.gather(1, order.unsqueeze(-1).expand(-1, -1, d))
-        cls = (self.class_token + self.spatial_position[0]).expand(b, 1, d)
-        x = self.norm_pre(torch.cat([cls, x], dim=1))
+        tokens = [(self.class_token + self.spatial_position[0]).expand(b, 1, d)]
+        if self.colour is not None:  # never masked: they are few and carry the colour cue
+            tokens.append(self.colour(frames))
+        x = self.norm_pre(torch.cat([*tokens, x], dim=1))
         for block in self.blocks:
             x = block(x)
         return self.norm_post(x[:, 0])
@@ -273,7 +282,13 @@ def load_viclip_vision(
     """
     mapped = viclip_vision_state_dict(state_dict, prefix)
     own = model.state_dict()
-    wanted = [k for k in own if k.startswith("video.") or k == "video_proj.weight"]
+    # The colour tokens are not ViCLIP's (a CPU-scale stand-in); they stay as initialised.
+    wanted = [
+        k
+        for k in own
+        if (k.startswith("video.") and not k.startswith("video.colour."))
+        or k == "video_proj.weight"
+    ]
     missing = [k for k in wanted if k not in mapped]
     if missing:
         raise UserInputError(
