@@ -84,6 +84,9 @@ class VideoTextConfig:
     tau: float = 0.05
     # Gather features over DDP ranks so that every rank sees the global batch as negatives.
     gather_negatives: bool = False
+    # Video-to-text direction against all instruction texts of the table instead of the batch's
+    # (texts equal to the truth's are positives); text-to-video stays in-batch. Not ViCLIP's.
+    table_negatives: bool = False
     # Per-channel RGB mean and std on the [0, 1] scale used to normalise frames.
     pixel_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     pixel_std: tuple[float, ...] = (0.229, 0.224, 0.225)

@@ -95,6 +95,10 @@ class VideoTextModel(nn.Module):
         self.video_norm = (
             nn.BatchNorm1d(config.embed_dim, affine=False) if config.video_batch_norm else None
         )
+        # same_text[i, j]: instructions i and j read the same (positives of the table loss).
+        table = list(instructions)
+        same = torch.tensor([[a == b for b in table] for a in table])
+        self.register_buffer("same_text", same, persistent=False)
         self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(config.pixel_std), persistent=False)
 
@@ -177,8 +181,23 @@ class VideoTextModel(nn.Module):
         loss, parts = alignment_loss(
             z_v, z_t, self.config.tau, keys=ids, gather=self.config.gather_negatives
         )
+        if self.config.table_negatives:
+            parts["u2e"] = self.table_loss(z_v, ids)
+            loss = 0.5 * (parts["u2e"] + parts["e2u"])
+            parts["u2e"] = parts["u2e"].detach()
         terms = {"video_text": loss.detach(), "v2t": parts["u2e"], "t2v": parts["e2u"]}
         return ModelOutput(loss=loss, representation=u, terms=terms)
+
+    def table_loss(self, z_v: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Video-to-text InfoNCE over the whole instruction table (``table_negatives``).
+
+        ``-log`` of the softmax mass (at ``tau``) on the instructions whose text equals the true
+        one, averaged over the batch; every other instruction of the table is a negative.
+        """
+        logits = z_v @ self.text_embeddings().T / self.config.tau  # [B, num_instructions]
+        positive = self.same_text[ids]
+        log_pos = logits.masked_fill(~positive, float("-inf")).logsumexp(dim=1)
+        return (logits.logsumexp(dim=1) - log_pos).mean()
 
     def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The video-text contrastive loss (scalar)."""
