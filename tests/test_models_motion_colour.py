@@ -7,7 +7,7 @@ import torch
 
 from mirror_align.errors import UserInputError
 from mirror_align.models import VideoTextModel, video_text_preset
-from mirror_align.models.motion_colour import GATES, MotionColourTokens, gate_weights
+from mirror_align.models.motion_colour import GATES, NEAR_GATE, MotionColourTokens, gate_weights
 from mirror_align.models.synthetic import random_au_batch
 
 TABLE = ["stack 2 red blocks", "stack 2 green blocks", "open the top drawer"]
@@ -44,6 +44,17 @@ def test_gate_weights_follow_what_changes():
     # A still clip has no change: uniform weights, not NaN.
     still = gate_weights(torch.full((2, 3, 3, 4, 4), 0.3))["since_start"]
     assert torch.allclose(still, torch.full_like(still, 1 / 48))
+
+
+def test_near_gate_reaches_still_pixels_next_to_motion():
+    x = clip_with_moving_square((1.0, 0.0, 0.0))
+    w = gate_weights(x, near_kernel=3)
+    assert set(w) == {*GATES, NEAR_GATE}
+    near, since = w[NEAR_GATE][0], w["since_start"][0]
+    # Rows 5 and 10 border the square's path (rows 6-9) and never change themselves.
+    assert float(since[:, [5, 10]].sum()) < 1e-3 < float(near[:, [5, 10]].sum())
+    assert float(near[:, :4].sum() + near[:, 12:].sum()) < 1e-3  # far rows: nothing
+    assert MotionColourTokens(8, 4, 16, near_kernel=3)(x).shape == (1, len(GATES) + 1, 8)
 
 
 def test_motion_histogram_sees_the_colour_of_what_moves():
@@ -85,6 +96,9 @@ def test_colour_tokens_switch_changes_outputs_but_not_u_shape():
 def test_bad_colour_config_names_the_fields():
     cfg = dataclasses.replace(video_text_preset("tiny"), colour_tokens=True, colour_gate_size=64)
     with pytest.raises(UserInputError, match="colour_gate_size"):
+        VideoTextModel(cfg, TABLE)
+    cfg = dataclasses.replace(video_text_preset("tiny"), colour_tokens=True, colour_near_kernel=4)
+    with pytest.raises(UserInputError, match="colour_near_kernel"):
         VideoTextModel(cfg, TABLE)
 
 

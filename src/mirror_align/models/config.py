@@ -99,6 +99,9 @@ class VideoTextConfig:
     colour_bins: int = 32
     # Colour-token variant: side in pixels that frames are average-pooled to before gating.
     colour_gate_size: int = 16
+    # Colour-token variant: odd box size (pixels at colour_gate_size) of a fourth token pooled
+    # around what moves between frames, for targets that do not move themselves; 0: no such token.
+    colour_near_kernel: int = 0
     # The instruction encoder.
     text: TextConfig = field(default_factory=TextConfig)
     # Suggested optimisation settings at this scale (read by the trainer): batch size and peak lr.
@@ -185,6 +188,10 @@ def validate_video_text(cfg: VideoTextConfig) -> None:
         raise UserInputError(
             f"colour_bins, colour_gate_size: need colour_bins >= 1 and 1 <= colour_gate_size <= "
             f"image_size ({cfg.image_size}), got {cfg.colour_bins}, {cfg.colour_gate_size}"
+        )
+    if cfg.colour_near_kernel < 0 or (cfg.colour_near_kernel and cfg.colour_near_kernel % 2 == 0):
+        raise UserInputError(
+            f"colour_near_kernel: must be 0 (off) or a positive odd size, got {cfg.colour_near_kernel}"
         )
     if len(cfg.pixel_mean) != 3 or len(cfg.pixel_std) != 3:
         raise UserInputError("pixel_mean, pixel_std: need 3 values each (R, G, B)")

@@ -29,6 +29,8 @@ from torch import nn
 
 # The pooling weights, one token each, in this order.
 GATES: tuple[str, ...] = ("since_start", "until_end", "first_frame")
+# The optional fourth gate (``near_kernel`` > 0): around what moves between consecutive frames.
+NEAR_GATE = "near_motion"
 
 
 def soft_colour_assignment(
@@ -41,49 +43,60 @@ def soft_colour_assignment(
     return torch.softmax(log_beta.exp() * logits, dim=-1)
 
 
-def gate_weights(frames: torch.Tensor) -> dict[str, torch.Tensor]:
+def gate_weights(frames: torch.Tensor, near_kernel: int = 0) -> dict[str, torch.Tensor]:
     """Pooling weights ``[B, T, g, g]`` per gate (each sums to 1 over T, g, g, up to ``1e-6``).
 
-    ``frames``: normalised ``[B, 3, T, g, g]``. A clip with no change gets uniform weights (the
+    ``frames``: normalised ``[B, 3, T, g, g]``. With ``near_kernel`` (odd, pixels at the gate
+    resolution) > 0 a ``NEAR_GATE`` is added: the change since the previous frame, blurred by a
+    ``near_kernel`` box, so that still pixels *next to* what moves count too (the target a gripper
+    reaches for, which itself does not move). A clip with no change gets uniform weights (the
     ``1e-6`` floor), so its motion tokens equal its whole-clip histogram instead of NaN.
     """
     since = (frames - frames[:, :, :1]).abs().sum(1)
     until = (frames[:, :, -1:] - frames).abs().sum(1)
     first = torch.zeros_like(since)
     first[:, 0] = 1.0
+    weights = dict(zip(GATES, (since, until, first), strict=True))
+    if near_kernel > 0:
+        step = (frames[:, :, 1:] - frames[:, :, :-1]).abs().sum(1)  # [B, T-1, g, g]
+        pad = near_kernel // 2
+        near = F.avg_pool2d(step, near_kernel, 1, pad, count_include_pad=False)
+        weights[NEAR_GATE] = torch.cat([torch.zeros_like(since[:, :1]), near], dim=1)
     out = {}
-    for name, w in zip(GATES, (since, until, first), strict=True):
+    for name, w in weights.items():
         w = w + 1e-6
         out[name] = w / w.sum(dim=(1, 2, 3), keepdim=True)
     return out
 
 
 class MotionColourTokens(nn.Module):
-    """Normalised frames ``[B, 3, T, H, W]`` -> ``len(GATES)`` tokens ``[B, 3, width]``."""
+    """Normalised frames ``[B, 3, T, H, W]`` -> one token per gate, ``[B, len(self.gates), width]``."""
 
-    def __init__(self, width: int, bins: int, gate_size: int) -> None:
+    def __init__(self, width: int, bins: int, gate_size: int, near_kernel: int = 0) -> None:
         super().__init__()
         self.gate_size = gate_size
+        self.near_kernel = near_kernel
+        self.gates = GATES + ((NEAR_GATE,) if near_kernel > 0 else ())
         # Prototypes spread over the normalised colour cube (about [-2, 2.6] per channel).
         g = torch.Generator().manual_seed(0)
         self.prototypes = nn.Parameter(torch.rand(bins, 3, generator=g) * 4.0 - 2.0)
         self.log_beta = nn.Parameter(torch.tensor(1.0))
-        self.proj = nn.ModuleList(nn.Linear(bins, width) for _ in GATES)
+        self.proj = nn.ModuleList(nn.Linear(bins, width) for _ in self.gates)
         # Tells the tokens apart (the owner's init_weights zeroes the biases of ``proj``).
-        self.type_embedding = nn.Parameter(torch.randn(len(GATES), width, generator=g) * 0.02)
+        self.type_embedding = nn.Parameter(torch.randn(len(self.gates), width, generator=g) * 0.02)
         self.bins = bins
 
     def histograms(self, frames: torch.Tensor) -> torch.Tensor:
-        """Pooled soft colour histograms ``[B, len(GATES), bins]`` (each row sums to 1)."""
+        """Pooled soft colour histograms ``[B, len(self.gates), bins]`` (each row sums to 1)."""
         b, c, t, h, w = frames.shape
         if h != self.gate_size:
             x = F.adaptive_avg_pool2d(frames.reshape(b, c * t, h, w), self.gate_size)
             frames = x.view(b, c, t, self.gate_size, self.gate_size)
-        weights = gate_weights(frames)  # name -> [B, T, g, g]
+        weights = gate_weights(frames, self.near_kernel)  # name -> [B, T, g, g]
         assign = soft_colour_assignment(
             frames.permute(0, 2, 3, 4, 1), self.prototypes, self.log_beta
         )
-        stacked = torch.stack([weights[name] for name in GATES], dim=1).flatten(2)  # [B, G, P]
+        stacked = torch.stack([weights[name] for name in self.gates], dim=1).flatten(2)  # [B, G, P]
         return stacked @ assign.flatten(1, 3)  # [B, G, P] @ [B, P, K] -> [B, G, K]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

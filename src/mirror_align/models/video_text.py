@@ -42,7 +42,9 @@ class VideoEncoder(nn.Module):
         self.class_token = nn.Parameter(torch.zeros(cfg.width))
         # Not ViCLIP: a CPU-scale stand-in for pretrained features (VideoTextConfig.colour_tokens).
         self.colour = (
-            MotionColourTokens(cfg.width, cfg.colour_bins, cfg.colour_gate_size)
+            MotionColourTokens(
+                cfg.width, cfg.colour_bins, cfg.colour_gate_size, cfg.colour_near_kernel
+            )
             if cfg.colour_tokens
             else None
         )
