@@ -48,3 +48,26 @@ def test_standard_error_of_the_mean_over_tasks():
     assert math.isclose(r.stderr, expected)
     expected_text = math.sqrt(0.5 * 0.5 / 2 + 0.75 * 0.25 / 4) / 2
     assert math.isclose(r.stderr_text, expected_text)
+
+
+def test_evaluate_records_and_summary_carry_both_scores():
+    from mirror_align.constants import (
+        RECOGNITION,
+        RECOGNITION_CEILING,
+        RECOGNITION_SE,
+        RECOGNITION_TEXT,
+    )
+    from mirror_align.eval.evaluate import EvaluationSummary, _recognition_records, format_summary
+
+    summary = EvaluationSummary("run", 5, "test")
+    records = {(r.task, r.metric): r.value for r in _recognition_records(summary, result())}
+    assert records["push_buttons", RECOGNITION] == 0.5
+    assert records["push_buttons", RECOGNITION_TEXT] == 0.75
+    assert records["push_buttons", RECOGNITION_CEILING] == 0.75
+    assert math.isclose(records["all", RECOGNITION_TEXT], 0.625)
+    assert math.isclose(records["all", RECOGNITION_SE], result().stderr)
+    text = format_summary(summary)
+    all_row = text.splitlines()[-1].split()
+    # all: exact 50.0 ± se, by text 62.5 ± se, ceiling 87.5
+    assert all_row[:8] == ["all", "50.0", "±", f"{100 * result().stderr:.1f}", "62.5", "±",
+                           f"{100 * result().stderr_text:.1f}", "87.5"]  # fmt: skip
