@@ -1,7 +1,8 @@
 """Training speed of the reference models: samples/s of forward + backward + optimizer step.
 
-Both models (AU video-text, EE keyframe policy) at the ``tiny`` and ``quick`` presets, on random
-batches shaped as docs/interfaces.md says, at 1 and 2 torch threads. As a reference measured in
+Both models (AU video-text without and with its colour tokens, EE keyframe policy) at the ``tiny``
+and ``quick`` presets, on random batches shaped as docs/interfaces.md says, at 1 and 2 torch
+threads. As a reference measured in
 the same run, a dense fp32 matmul gives the machine's GFLOP/s at the same thread count; the
 ``per_gflops`` column (samples/s divided by it) is comparable across machines and loads. The load
 average is printed because other processes on a 2-core machine change every number here.
@@ -12,6 +13,7 @@ average is printed because other processes on a 2-core machine change every numb
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
@@ -24,6 +26,8 @@ from mirror_align.models.synthetic import random_au_batch, random_ee_batch
 
 # 249 instruction-like strings, so the text side has the real table's size.
 TABLE = [f"do task {t} with the {c} object" for t in range(18) for c in "abcdefghijklmn"][:249]
+# AU without / with the motion-gated colour tokens (VideoTextConfig.colour_tokens).
+AU_NAMES = {False: "AU", True: "AU+col"}
 BUDGET_SECONDS = 360.0  # the quick preset's budget per training (issue 5)
 
 
@@ -64,7 +68,7 @@ def main() -> None:
 
     g = torch.Generator().manual_seed(0)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    header = f"{'model':<4} {'preset':<6} {'thr':>3} {'batch':>5} {'params':>9} {'samples/s':>10} {'ref GFLOP/s':>11} {'per_gflops':>10} {'samples/6min':>12}"
+    header = f"{'model':<6} {'preset':<6} {'thr':>3} {'batch':>5} {'params':>9} {'samples/s':>10} {'ref GFLOP/s':>11} {'per_gflops':>10} {'samples/6min':>12}"
     print(header)
     for threads in args.threads:
         torch.set_num_threads(threads)
@@ -73,24 +77,26 @@ def main() -> None:
             torch.manual_seed(0)
             size = load_experiment(preset).data.image_size  # the preset's dataset image size
             au_cfg = video_text_preset(preset)
-            au = VideoTextModel(au_cfg, TABLE, image_size=size)
-            au_batch = random_au_batch(
-                au_cfg.batch_size, len(TABLE), au_cfg.num_frames, au.image_size, g
-            )
+            au_batch = random_au_batch(au_cfg.batch_size, len(TABLE), au_cfg.num_frames, size, g)
+            # The AU with and without the colour tokens (issue 12: old vs new in one run).
+            au_variants = []
+            for tokens in (False, True):
+                torch.manual_seed(0)
+                cfg = dataclasses.replace(au_cfg, colour_tokens=tokens)
+                model = VideoTextModel(cfg, TABLE, image_size=size)
+                au_variants.append((AU_NAMES[tokens], model, au_batch))
             ee_cfg = policy_preset(preset)
             ee = KeyframePolicy(
                 ee_cfg, TABLE, image_size=size, num_views=len(CAMERAS),
                 workspace_bounds=WORKSPACE_BOUNDS,
             )  # fmt: skip
             ee_batch = random_ee_batch(ee_cfg.batch_size, len(TABLE), size, generator=g)
-            for name, model, batch, bsz in (
-                ("AU", au, au_batch, au_cfg.batch_size),
-                ("EE", ee, ee_batch, ee_cfg.batch_size),
-            ):
+            for name, model, batch in (*au_variants, ("EE", ee, ee_batch)):
+                bsz = next(iter(batch.values())).shape[0]
                 speed = train_speed(model, batch, args.seconds)
                 params = sum(p.numel() for p in model.parameters())
                 print(
-                    f"{name:<4} {preset:<6} {threads:>3} {bsz:>5} {params:>9,} {speed:>10.1f} "
+                    f"{name:<6} {preset:<6} {threads:>3} {bsz:>5} {params:>9,} {speed:>10.1f} "
                     f"{reference:>11.1f} {speed / reference:>10.3f} {speed * BUDGET_SECONDS:>12,.0f}",
                     flush=True,
                 )

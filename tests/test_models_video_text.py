@@ -249,7 +249,7 @@ def test_viclip_weights_give_viclips_outputs():
     cfg = VideoTextConfig(
         patch_size=8, num_frames=4, width=32, depth=2, heads=4,
         activation="quick_gelu", mask_ratio=0.9, embed_dim=16, video_batch_norm=False,
-        pixel_mean=(0.5, 0.5, 0.5), pixel_std=(0.5, 0.5, 0.5),
+        pixel_mean=(0.5, 0.5, 0.5), pixel_std=(0.5, 0.5, 0.5), colour_tokens=False,
     )  # fmt: skip
     model = VideoTextModel(cfg, TABLE, image_size=32)
     untouched = load_viclip_vision(model, sd)

@@ -44,4 +44,10 @@ WORKSPACE_BOUNDS: tuple[float, float, float, float, float, float] = (
 
 # ---- metric names in metrics.jsonl ---------------------------------------------------------------
 RECOGNITION = "recognition_accuracy"  # top-1 over all instructions, by exact id (Table 1)
+# Top-1 over all instructions scored by text: a prediction reading the same as the truth is right.
+RECOGNITION_TEXT = "recognition_accuracy_text"
+# Best exact-id accuracy reachable on the evaluated clips when identical texts score equally.
+RECOGNITION_CEILING = "recognition_ceiling"
+# Standard error of the exact-id mean over tasks (task "all" only).
+RECOGNITION_SE = "recognition_accuracy_se"
 SUCCESS = "success_rate"  # rollout success (Table 2)

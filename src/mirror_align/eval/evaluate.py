@@ -24,7 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from mirror_align.atomic import write_json_atomic
-from mirror_align.constants import RECOGNITION, SUCCESS
+from mirror_align.constants import (
+    RECOGNITION,
+    RECOGNITION_CEILING,
+    RECOGNITION_SE,
+    RECOGNITION_TEXT,
+    SUCCESS,
+)
 from mirror_align.data.reader import DatasetReader
 from mirror_align.errors import UserInputError
 from mirror_align.eval.failure_analysis import (
@@ -42,7 +48,7 @@ from mirror_align.eval.offline import (
     write_tensorboard,
 )
 from mirror_align.eval.precision import binomial_se, mean_rate_se, pooled_rate
-from mirror_align.eval.recognition import evaluate_recognition
+from mirror_align.eval.recognition import RecognitionResult, evaluate_recognition
 from mirror_align.eval.rollout import (
     plan_rollouts,
     records_as_dicts,
@@ -59,7 +65,11 @@ class EvaluationSummary:
     run: str
     step: int
     split: str
-    recognition: dict[str, float] = field(default_factory=dict)  # task -> accuracy
+    recognition: dict[str, float] = field(default_factory=dict)  # task -> accuracy (exact id)
+    recognition_text: dict[str, float] = field(default_factory=dict)  # task -> accuracy (by text)
+    recognition_ceiling: dict[str, float] = field(default_factory=dict)  # task -> exact-id ceiling
+    # Standard errors of the mean over tasks: exact id, by text.
+    recognition_se: tuple[float, float] | None = None
     keyframes: dict[str, dict[str, float]] = field(default_factory=dict)  # task|all -> metrics
     success: dict[str, dict[int, float]] = field(default_factory=dict)  # task -> eval seed -> rate
     episodes: dict[str, dict[int, int]] = field(default_factory=dict)  # task -> eval seed -> n
@@ -106,9 +116,7 @@ def _recognition(run, data_path, split, tasks, summary, out_dir) -> None:
     result = evaluate_recognition(
         run.modules["au"], data_path, split, run.config.au.num_frames, tasks
     )
-    summary.recognition = result.per_task
-    for task, value in [*result.per_task.items(), ("all", result.mean)]:
-        summary.records.append(MetricRecord(run.name, run.step, split, task, RECOGNITION, value, 0))
+    summary.records += _recognition_records(summary, result)
     write_json_atomic(
         out_dir / f"recognition_{split}_step{run.step}.json",
         {
@@ -118,6 +126,33 @@ def _recognition(run, data_path, split, tasks, summary, out_dir) -> None:
             "predicted": result.predicted.tolist(),
         },
     )
+
+
+def _recognition_records(
+    summary: EvaluationSummary, result: RecognitionResult
+) -> list[MetricRecord]:
+    """Fill ``summary``'s recognition fields; the per-task and 'all' records of exact-id and
+    by-text accuracy, the duplicate-text ceiling of exact-id accuracy, and its standard error."""
+    summary.recognition = result.per_task
+    summary.recognition_text = result.per_task_text
+    summary.recognition_ceiling = result.ceiling
+    summary.recognition_se = (result.stderr, result.stderr_text)
+    records = []
+    for name, per_task in (
+        (RECOGNITION, summary.recognition),
+        (RECOGNITION_TEXT, summary.recognition_text),
+        (RECOGNITION_CEILING, summary.recognition_ceiling),
+    ):
+        for task, value in {**per_task, "all": float(np.mean(list(per_task.values())))}.items():
+            records.append(
+                MetricRecord(summary.run, summary.step, summary.split, task, name, value, 0)
+            )
+    records.append(
+        MetricRecord(
+            summary.run, summary.step, summary.split, "all", RECOGNITION_SE, result.stderr, 0
+        )
+    )
+    return records
 
 
 def _keyframes(run, data_path, split, tasks, summary) -> None:
@@ -250,13 +285,29 @@ def _row_text(cells: list[str], widths: list[int]) -> str:
     return "  ".join(parts)
 
 
+def _recognition_cells(summary: EvaluationSummary, task: str) -> list[str]:
+    """Exact-id %, by-text % and ceiling % of ``task``; the 'all' row adds each ± its SE."""
+    columns = (summary.recognition, summary.recognition_text, summary.recognition_ceiling)
+    if task == "all":
+        values = [float(np.mean(list(c.values()))) if c else None for c in columns]
+    else:
+        values = [c.get(task) for c in columns]
+    cells = ["-" if v is None else f"{100 * v:.1f}" for v in values]
+    if task == "all" and summary.recognition_se is not None:
+        cells[:2] = [
+            f"{c} ± {100 * e:.1f}" for c, e in zip(cells[:2], summary.recognition_se, strict=True)
+        ]
+    return cells
+
+
 def format_summary(summary: EvaluationSummary) -> str:
     """A plain-text table per task: recognition %, offline keyframe metrics, rollout success %
     (pooled over evaluation seeds, ± its binomial standard error) and the failure counts; then
     the skipped tasks and notes, one line each."""
     tasks = [t for t in summary.keyframes if t != "all"]
     tasks = sorted(set(summary.recognition) | set(tasks) | set(summary.success))
-    head = ["task", "recognition %", *(c[0] for c in KEYFRAME_COLUMNS), "success % ± SE"]
+    head = ["task", "recognition %", "by text %", "ceiling %"]
+    head += [*(c[0] for c in KEYFRAME_COLUMNS), "success % ± SE"]
     head.append("failures " + "/".join(k[:4] for k in FAILURE_KINDS))
     rows = [head]
     pooled = {}
@@ -264,10 +315,7 @@ def format_summary(summary: EvaluationSummary) -> str:
         p, n = pooled_rate(summary.success.get(task, {}), summary.episodes.get(task, {}))
         pooled[task] = (p, n)
     for task in [*tasks, "all"]:
-        rec = summary.recognition.get(task)
-        if task == "all" and summary.recognition:
-            rec = float(np.mean(list(summary.recognition.values())))
-        row = [task, "-" if rec is None else f"{100 * rec:.1f}"]
+        row = [task, *_recognition_cells(summary, task)]
         kf = summary.keyframes.get(task, {})
         row += [
             f"{scale * kf[key]:.1f}" if key in kf else "-" for _, key, scale in KEYFRAME_COLUMNS

@@ -24,6 +24,7 @@ from mirror_align.align.loss import alignment_loss
 from mirror_align.errors import UserInputError
 from mirror_align.models.config import VideoTextConfig, validate_video_text
 from mirror_align.models.layers import Block, ModelOutput, batch_to_device, init_weights
+from mirror_align.models.motion_colour import MotionColourTokens
 from mirror_align.models.text import make_text_encoder, param_groups_with_text
 
 
@@ -39,6 +40,14 @@ class VideoEncoder(nn.Module):
         self.spatial_position = nn.Parameter(torch.zeros(side * side + 1, cfg.width))
         self.temporal_position = nn.Parameter(torch.zeros(1, cfg.num_frames, cfg.width))
         self.class_token = nn.Parameter(torch.zeros(cfg.width))
+        # Not ViCLIP: a CPU-scale stand-in for pretrained features (VideoTextConfig.colour_tokens).
+        self.colour = (
+            MotionColourTokens(
+                cfg.width, cfg.colour_bins, cfg.colour_gate_size, cfg.colour_near_kernel
+            )
+            if cfg.colour_tokens
+            else None
+        )
         self.norm_pre = nn.LayerNorm(cfg.width)
         self.blocks = nn.ModuleList(
             Block(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.activation) for _ in range(cfg.depth)
@@ -58,8 +67,10 @@ class VideoEncoder(nn.Module):
             keep = max(1, x.shape[1] - int(mask_ratio * x.shape[1]))
             order = torch.rand(b, x.shape[1], device=x.device).argsort(dim=1)[:, :keep]
             x = x.gather(1, order.unsqueeze(-1).expand(-1, -1, d))
-        cls = (self.class_token + self.spatial_position[0]).expand(b, 1, d)
-        x = self.norm_pre(torch.cat([cls, x], dim=1))
+        tokens = [(self.class_token + self.spatial_position[0]).expand(b, 1, d)]
+        if self.colour is not None:  # never masked: they are few and carry the colour cue
+            tokens.append(self.colour(frames))
+        x = self.norm_pre(torch.cat([*tokens, x], dim=1))
         for block in self.blocks:
             x = block(x)
         return self.norm_post(x[:, 0])
@@ -81,6 +92,11 @@ class VideoTextModel(nn.Module):
             raise UserInputError(
                 f"patch_size: {config.patch_size} must divide the frame side ({self.image_size})"
             )
+        if config.colour_tokens and config.colour_gate_size > self.image_size:
+            raise UserInputError(
+                f"colour_gate_size: {config.colour_gate_size} must be <= the frame side "
+                f"({self.image_size})"
+            )
         self.config = config
         self.num_instructions = len(instructions)
         self.video = VideoEncoder(config, self.image_size)
@@ -95,6 +111,10 @@ class VideoTextModel(nn.Module):
         self.video_norm = (
             nn.BatchNorm1d(config.embed_dim, affine=False) if config.video_batch_norm else None
         )
+        # same_text[i, j]: instructions i and j read the same (positives of the table loss).
+        table = list(instructions)
+        same = torch.tensor([[a == b for b in table] for a in table])
+        self.register_buffer("same_text", same, persistent=False)
         self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(config.pixel_std), persistent=False)
 
@@ -177,8 +197,23 @@ class VideoTextModel(nn.Module):
         loss, parts = alignment_loss(
             z_v, z_t, self.config.tau, keys=ids, gather=self.config.gather_negatives
         )
+        if self.config.table_negatives:
+            parts["u2e"] = self.table_loss(z_v, ids)
+            loss = 0.5 * (parts["u2e"] + parts["e2u"])
+            parts["u2e"] = parts["u2e"].detach()
         terms = {"video_text": loss.detach(), "v2t": parts["u2e"], "t2v": parts["e2u"]}
         return ModelOutput(loss=loss, representation=u, terms=terms)
+
+    def table_loss(self, z_v: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Video-to-text InfoNCE over the whole instruction table (``table_negatives``).
+
+        ``-log`` of the softmax mass (at ``tau``) on the instructions whose text equals the true
+        one, averaged over the batch; every other instruction of the table is a negative.
+        """
+        logits = z_v @ self.text_embeddings().T / self.config.tau  # [B, num_instructions]
+        positive = self.same_text[ids]
+        log_pos = logits.masked_fill(~positive, float("-inf")).logsumexp(dim=1)
+        return (logits.logsumexp(dim=1) - log_pos).mean()
 
     def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The video-text contrastive loss (scalar)."""
@@ -282,7 +317,13 @@ def load_viclip_vision(
     """
     mapped = viclip_vision_state_dict(state_dict, prefix)
     own = model.state_dict()
-    wanted = [k for k in own if k.startswith("video.") or k == "video_proj.weight"]
+    # The colour tokens are not ViCLIP's (a CPU-scale stand-in); they stay as initialised.
+    wanted = [
+        k
+        for k in own
+        if (k.startswith("video.") and not k.startswith("video.colour."))
+        or k == "video_proj.weight"
+    ]
     missing = [k for k in wanted if k not in mapped]
     if missing:
         raise UserInputError(
