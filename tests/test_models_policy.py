@@ -33,27 +33,37 @@ def tiny_policy(seed: int = 0, **changes) -> KeyframePolicy:
     return KeyframePolicy(dataclasses.replace(policy_preset("tiny"), **changes), TABLE)
 
 
+CAMERAS = {"input": "cameras", "zoom_factor": 1.0, "location_tokens": False}
+
+
 def batch(n: int = 4, seed: int = 0) -> dict:
     return random_ee_batch(n, len(TABLE), 32, generator=torch.Generator().manual_seed(seed))
 
 
 def test_representation_protocol_and_loss_terms():
     policy = tiny_policy()
+    assert policy.loss_term_names == LOSS_TERMS  # virtual views + zoom stage: every term
     b = batch()
+    torch.manual_seed(5)  # the zoom centre's training noise
     out = policy(b)
     assert out.loss.ndim == 0 and out.loss.requires_grad
     assert out.representation.shape == (4, policy.representation_dim)
     assert set(out.terms) == set(LOSS_TERMS) | {"total"}
     total = sum(out.terms[name] for name in LOSS_TERMS)
     assert torch.allclose(total, out.loss.detach()) and torch.allclose(out.terms["total"], total)
+    torch.manual_seed(5)
     assert torch.allclose(policy.represent(b), out.representation)  # training: teacher forcing
     # At initialisation each classification term sits near log(classes).
     assert abs(out.terms["roll"].item() - torch.log(torch.tensor(72.0)).item()) < 0.5
     assert abs(out.terms["gripper_open"].item() - 0.693) < 0.3
+    cameras = tiny_policy(**CAMERAS)
+    assert "position_zoom" not in cameras.loss_term_names
+    assert set(cameras.loss_terms(b)) == set(cameras.loss_term_names) | {"total"}
 
 
-def test_eval_representation_and_prediction_never_read_the_action():
-    policy = tiny_policy().eval()
+@pytest.mark.parametrize("changes", [{}, CAMERAS], ids=["virtual_views", "cameras"])
+def test_eval_representation_and_prediction_never_read_the_action(changes):
+    policy = tiny_policy(**changes).eval()
     b = batch()
     e = policy.represent(b)
     action = policy.predict(b)
@@ -70,7 +80,7 @@ def test_eval_representation_and_prediction_never_read_the_action():
 
 
 def test_targets_follow_the_camera_projection():
-    policy = tiny_policy()
+    policy = tiny_policy(**CAMERAS)
     b = batch()
     targets = policy.action_targets(b)
     uv, z = geometry.project(b["action"][:, None, :3], b["intrinsics"], b["extrinsics"])
@@ -80,8 +90,22 @@ def test_targets_follow_the_camera_projection():
     assert torch.equal(targets["rotation"], geometry.quaternion_to_bins(b["action"][:, 3:7]))
 
 
-def test_views_the_target_falls_outside_of_are_left_out_of_the_position_loss():
+def test_virtual_targets_follow_the_orthographic_projection():
     policy = tiny_policy()
+    b = batch()
+    targets = policy.action_targets(b)
+    lo, hi = policy.bounds[:3], policy.bounds[3:]
+    frac = (b["action"][:, :3] - lo) / (hi - lo)  # [B, 3] in [0, 1]
+    # top: columns follow x, rows follow y from the top (+y) down; front: columns y, rows z.
+    expect_top = torch.stack([frac[:, 0] * 32, (1 - frac[:, 1]) * 32], dim=-1)
+    expect_front = torch.stack([frac[:, 1] * 32, (1 - frac[:, 2]) * 32], dim=-1)
+    assert torch.allclose(targets["uv"][:, 0], expect_top, atol=1e-4)
+    assert torch.allclose(targets["uv"][:, 1], expect_front, atol=1e-4)
+    assert targets["visible"].all()
+
+
+def test_views_the_target_falls_outside_of_are_left_out_of_the_position_loss():
+    policy = tiny_policy(**CAMERAS)
     b = batch()
     reference = policy.loss_terms(b)["position"]
     # Turn the wrist camera around: the target is now behind it, so that view's heatmap no longer
@@ -97,20 +121,33 @@ def test_views_the_target_falls_outside_of_are_left_out_of_the_position_loss():
 def test_one_step_reduces_the_loss_on_a_fixed_batch():
     policy = tiny_policy()
     b = batch(n=8)
+    torch.manual_seed(1)  # the same zoom-centre noise in both passes
     before = policy.loss(b)
     before.backward()
     with torch.no_grad():
         for p in policy.parameters():
             if p.grad is not None:
                 p -= 0.01 * p.grad
+    torch.manual_seed(1)
     assert policy.loss(b).item() < before.item()
 
 
-def test_overfits_four_samples_to_exact_action_tokens():
-    policy = tiny_policy()
+def pixel_distance(a: torch.Tensor, b: torch.Tensor, side: int = 32) -> torch.Tensor:
+    """Chebyshev distance in pixels between flat pixel indices."""
+    return torch.maximum((a // side - b // side).abs(), (a % side - b % side).abs())
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [pytest.param({}, marks=pytest.mark.slow), CAMERAS],  # two renders per step: ~25 s
+    ids=["virtual_views", "cameras"],
+)
+def test_overfits_four_samples_to_exact_action_tokens(changes):
+    policy = tiny_policy(**changes)
     b = batch(seed=3)
     opt = torch.optim.AdamW(policy.parameters(), lr=3e-3, weight_decay=0.0)
     exact, steps = {}, 0
+    limit = 0.03 if changes else 0.012
     while not (exact and all(exact.values())) and steps < 400:
         policy.train()
         for _ in range(20):
@@ -123,17 +160,18 @@ def test_overfits_four_samples_to_exact_action_tokens():
         with torch.no_grad():
             decoded, target = policy.decode(b), policy.action_targets(b)
         exact = {
-            "pixel": bool((decoded["pixel"] == target["pixel"]).all()),
+            # Within one pixel: a Gaussian target centred near a pixel border peaks on either side.
+            "pixel": bool((pixel_distance(decoded["pixel_coarse"], target["pixel"]) <= 1).all()),
             "rotation": bool((decoded["rotation"] == target["rotation"]).all()),
             "gripper_open": bool((decoded["gripper_open"] == target["gripper_open"]).all()),
             "ignore_collisions": bool(
                 (decoded["ignore_collisions"] == target["ignore_collisions"]).all()
             ),
+            # The lifted point within a pixel's footprint of the target: ~4.5 cm at 32 px for the
+            # cameras, 2.8 cm for the first virtual stage, 0.7 cm for the 4x zoomed one.
+            "position": bool((decoded["position"] - b["action"][:, :3]).norm(dim=1).max() < limit),
         }
     assert all(exact.values()), f"after {steps} steps: {exact}"
-    # The lifted position is then within a pixel's footprint (~4.5 cm at 32 px) of the target.
-    error = (policy.predict(b)[:, :3] - b["action"][:, :3]).norm(dim=1)
-    assert error.max() < 0.03, error
 
 
 def test_safetensors_round_trip_gives_identical_outputs(tmp_path):
@@ -146,7 +184,10 @@ def test_safetensors_round_trip_gives_identical_outputs(tmp_path):
     other.load_state_dict(load_file(str(path)))
     assert torch.equal(other.represent(b), policy.represent(b))
     assert torch.equal(other.predict(b), policy.predict(b))
-    assert torch.equal(other.loss(b), policy.loss(b))
+    torch.manual_seed(0)  # the zoom centre's training noise
+    loss = other.loss(b)
+    torch.manual_seed(0)
+    assert torch.equal(loss, policy.loss(b))
 
 
 def test_bad_inputs_and_configs_name_the_problem():
