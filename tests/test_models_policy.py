@@ -8,6 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from mirror_align.errors import UserInputError
 from mirror_align.models import LOSS_TERMS, KeyframePolicy, PolicyConfig, geometry, policy_preset
+from mirror_align.models.mvt import sample_location
 from mirror_align.models.synthetic import random_ee_batch
 
 TABLE = [
@@ -206,3 +207,51 @@ def test_bad_inputs_and_configs_name_the_problem():
         KeyframePolicy(PolicyConfig(workspace_bounds=(0, 0, 0, 1, 1)), TABLE)
     with pytest.raises(UserInputError, match="patch_size"):
         KeyframePolicy(PolicyConfig(patch_size=7), TABLE)
+
+
+def test_the_first_position_slot_never_sees_the_zoomed_render():
+    policy = tiny_policy()
+    b = batch()
+    torch.manual_seed(0)
+    first = policy.loss_terms(b)
+    torch.manual_seed(1)  # another zoom-centre noise: another zoomed render
+    second = policy.loss_terms(b)
+    assert torch.equal(first["position"], second["position"])
+    assert not torch.equal(first["position_zoom"], second["position_zoom"])
+
+
+def test_decoding_zooms_around_the_first_point():
+    policy = tiny_policy().eval()
+    with torch.no_grad():
+        decoded = policy.decode(batch())
+    half = (policy.bounds[3:] - policy.bounds[:3]) / (2 * policy.config.zoom_factor)
+    offset = (decoded["position"] - decoded["position_coarse"]).abs()
+    assert (offset <= half + 1e-5).all() and (offset > 0).any()
+
+
+def test_location_features_are_the_visual_tokens_at_the_point():
+    # 2 views of a 4x4 token grid whose token (row, col) holds the value 10 * row + col.
+    grid = (10 * torch.arange(4.0)[:, None] + torch.arange(4.0)).flatten()
+    visual = grid[None, None, :, None].expand(1, 2, 16, 3).clone()
+    visual[:, 1] += 100.0
+    # grid_sample coordinates of token (row 1, col 2) and (row 3, col 0) centres.
+    centre = lambda i: (i + 0.5) / 4 * 2 - 1  # noqa: E731
+    point = torch.tensor([[[centre(2), centre(1)], [centre(0), centre(3)]]])
+    out = sample_location(visual, point).view(2, 3)
+    assert torch.allclose(out[0], torch.full((3,), 12.0))
+    assert torch.allclose(out[1], torch.full((3,), 130.0))
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"input": "pixels"}, "input"),
+        ({"views": ("top", "above")}, "views"),
+        ({"views": ("top",)}, "views"),
+        ({"input": "cameras"}, "zoom_factor=1 and location_tokens=false"),
+        ({"zoom_fill": -1}, "zoom_fill"),
+    ],
+)
+def test_bad_view_configs_name_the_field(changes, match):
+    with pytest.raises(UserInputError, match=match):
+        tiny_policy(**changes)
