@@ -220,10 +220,13 @@ def test_the_first_position_slot_never_sees_the_zoomed_render():
     assert not torch.equal(first["position_zoom"], second["position_zoom"])
 
 
-def test_decoding_zooms_around_the_first_point():
-    policy = tiny_policy().eval()
+@pytest.mark.parametrize("zoom_size", [0, 16])
+def test_decoding_zooms_around_the_first_point(zoom_size):
+    policy = tiny_policy(zoom_size=zoom_size).eval()
     with torch.no_grad():
         decoded = policy.decode(batch())
+    side = zoom_size or 32
+    assert decoded["heatmaps"].shape == (4, 3, side, side)
     half = (policy.bounds[3:] - policy.bounds[:3]) / (2 * policy.config.zoom_factor)
     offset = (decoded["position"] - decoded["position_coarse"]).abs()
     assert (offset <= half + 1e-5).all() and (offset > 0).any()

@@ -129,6 +129,10 @@ class PolicyConfig:
     # RVT-2's zoom-in stage: the second render's box is this many times smaller than the workspace
     # per axis, centred on the first stage's point (<= 1: no second stage).
     zoom_factor: float = 4.0
+    # Side in pixels of the zoomed render (0: image_size). At 64 px a 4x zoom of the 0.9 m
+    # workspace gives 3.5 mm pixels, finer than the cameras' points and than the 1 cm that success
+    # needs; 32 px (7 mm, sub-pixel after lifting) quarters the second stage's backbone cost.
+    zoom_size: int = 0
     # Hole-closing passes of the zoomed render (its pixels are finer than the cameras' points).
     zoom_fill: int = 3
     # Training: standard deviation (metres, per axis) of the noise added to the true point to
@@ -232,8 +236,10 @@ def _validate_views(cfg: PolicyConfig) -> None:
             "input=cameras: the zoom stage and location tokens need virtual views; "
             "set zoom_factor=1 and location_tokens=false"
         )
-    if min(cfg.view_fill, cfg.zoom_fill) < 0 or cfg.zoom_noise < 0:
-        raise UserInputError("view_fill, zoom_fill, zoom_noise: must be >= 0")
+    if min(cfg.view_fill, cfg.zoom_fill, cfg.zoom_size) < 0 or cfg.zoom_noise < 0:
+        raise UserInputError("view_fill, zoom_fill, zoom_size, zoom_noise: must be >= 0")
+    if cfg.zoom_size:
+        _check_divides("patch_size", cfg.patch_size, cfg.zoom_size, "zoom_size")
 
 
 def _check_preset(name: str) -> None:
@@ -300,7 +306,9 @@ def policy_preset(name: str) -> PolicyConfig:
             lr=1e-3,
         )
     if name == "quick":
-        return PolicyConfig()
+        # Zoomed views at half resolution: 7 mm pixels over the 4x zoomed box, and the second
+        # stage's backbone costs a quarter of the first's (benchmarks/bench_models.py).
+        return PolicyConfig(zoom_size=32)
     # Supplement Table 5: 8 backbone layers (4 within views + 4 across), embedding 128, MLP 512,
     # 128 px RGB-D from 4 cameras, batch 96*2, lr 1.25e-5 (LAMB, cosine). The action-head depth is
     # not given in the paper; 4 is our choice.

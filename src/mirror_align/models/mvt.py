@@ -82,6 +82,17 @@ class MultiViewBackbone(nn.Module):
             nn.init.trunc_normal_(param, std=0.02)
         nn.init.trunc_normal_(self.stage_embedding, std=0.02)
 
+    def patch_positions(self, n: int) -> torch.Tensor:
+        """``[n, D]`` patch position embeddings; a smaller (zoomed) grid of n = side^2 patches
+        reads the learned grid bilinearly resampled to its side."""
+        grid = self.patch_position
+        if n == grid.shape[0]:
+            return grid
+        side, full = round(n**0.5), round(grid.shape[0] ** 0.5)
+        maps = grid.T.reshape(1, -1, full, full)
+        small = F.interpolate(maps, size=(side, side), mode="bilinear", antialias=True)
+        return small.reshape(-1, n).T
+
     def forward(
         self, pixels: torch.Tensor, language: torch.Tensor, keep_language: torch.Tensor,
         proprio: torch.Tensor, stage: int = 0,
@@ -99,7 +110,7 @@ class MultiViewBackbone(nn.Module):
             flat = self.stem(flat)
         x = self.patch_embed(flat).flatten(2).transpose(1, 2)  # [BV, N, D]
         n, d = x.shape[1:]
-        x = x.view(b, v, n, d) + self.patch_position + self.view_embedding
+        x = x.view(b, v, n, d) + self.patch_positions(n) + self.view_embedding
         x = (x + self.stage_embedding[stage]).reshape(b * v, n, d)
         for block in self.view_blocks:
             x = block(x)

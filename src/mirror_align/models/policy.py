@@ -140,6 +140,14 @@ class KeyframePolicy(nn.Module):
                 f"batch['instruction_id']: ids must be in [0, {self.num_instructions})"
             )
 
+    def _size(self, stage: int) -> int:
+        """Render side in pixels of a stage (``zoom_size`` for the zoomed one; 0: image_size)."""
+        return (
+            self.config.zoom_size
+            if stage == 1 and self.config.zoom_size
+            else self.config.image_size
+        )
+
     def _normalize(self, xyz: torch.Tensor) -> torch.Tensor:
         return geometry.normalize_points(xyz, self.bounds)
 
@@ -172,9 +180,8 @@ class KeyframePolicy(nn.Module):
             else:
                 centre, half = vv.zoom_box(centre, self.bounds, cfg.zoom_factor)
             fill = cfg.view_fill if stage == 0 else cfg.zoom_fill
-            pixels = vv.render(
-                ctx["points"], ctx["rgb"], centre, half, self.views, cfg.image_size, fill
-            )
+            size = self._size(stage)
+            pixels = vv.render(ctx["points"], ctx["rgb"], centre, half, self.views, size, fill)
         else:
             pixels = ctx["pixels"]
         memory, keep, visual = self.backbone(
@@ -201,11 +208,11 @@ class KeyframePolicy(nn.Module):
         return self.backbone.heatmap(self.head.heatmap_query(slot, stage), enc.visual, enc.pixels)
 
     def _view_targets(
-        self, xyz: torch.Tensor, centre: torch.Tensor, half: torch.Tensor
+        self, xyz: torch.Tensor, centre: torch.Tensor, half: torch.Tensor, size: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``uv [B, V, 2]`` of ``xyz [B, 3]`` in a box's views and ``visible [B, V]`` (in the box)."""
+        """``uv [B, V, 2]`` of ``xyz [B, 3]`` in a box's ``size`` px views and ``visible [B, V]``."""
         q = vv.to_box(xyz[:, None], centre, half)
-        uv = vv.view_pixels(q, self.views, self.config.image_size)[:, :, 0]
+        uv = vv.view_pixels(q, self.views, size)[:, :, 0]
         visible = (q[:, 0].abs() <= 1.0).all(dim=-1, keepdim=True).expand(-1, len(self.views))
         return uv, visible
 
@@ -221,7 +228,7 @@ class KeyframePolicy(nn.Module):
         s = cfg.image_size
         if self.virtual:
             centre, half = vv.workspace_box(self.bounds, action.shape[0])
-            uv, visible = self._view_targets(action[:, :3], centre, half)
+            uv, visible = self._view_targets(action[:, :3], centre, half, s)
         else:
             uv, z = geometry.project(action[:, None, :3], batch["intrinsics"], batch["extrinsics"])
             uv, z = uv[:, :, 0], z[:, :, 0]
@@ -241,8 +248,8 @@ class KeyframePolicy(nn.Module):
         self, logits: torch.Tensor, uv: torch.Tensor, visible: torch.Tensor
     ) -> torch.Tensor:
         """Cross-entropy against Gaussians around ``uv``, over each sample's visible views."""
-        s = self.config.image_size
-        heat = geometry.gaussian_heatmaps(uv, s, s, self.config.heatmap_sigma).flatten(2)
+        h, w = logits.shape[-2:]
+        heat = geometry.gaussian_heatmaps(uv, h, w, self.config.heatmap_sigma).flatten(2)
         ce = -(heat * logits.flatten(2).log_softmax(-1)).sum(-1)  # [B, V]
         weight = visible.to(ce.dtype)
         # A per-sample mean keeps the loss decomposable over the batch, so DDP's averaging of
@@ -282,7 +289,7 @@ class KeyframePolicy(nn.Module):
             self.heatmap_logits(out[:, 0], encs[0]), target["uv"], target["visible"]
         )}  # fmt: skip
         if self.stages == 2:
-            uv, visible = self._view_targets(xyz, encs[1].centre, encs[1].half)
+            uv, visible = self._view_targets(xyz, encs[1].centre, encs[1].half, self._size(1))
             logits = self.heatmap_logits(out[:, 1], encs[1], 1)
             terms["position_zoom"] = self._heatmap_loss(logits, uv, visible)
         k = self.stages
