@@ -62,7 +62,11 @@ def test_representation_protocol_and_loss_terms():
     assert set(cameras.loss_terms(b)) == set(cameras.loss_term_names) | {"total"}
 
 
-@pytest.mark.parametrize("changes", [{}, CAMERAS], ids=["virtual_views", "cameras"])
+@pytest.mark.parametrize(
+    "changes",
+    [{}, CAMERAS, {"conv_stem": True, "zoom_size": 16}],
+    ids=["virtual_views", "cameras", "conv_stem"],
+)
 def test_eval_representation_and_prediction_never_read_the_action(changes):
     policy = tiny_policy(**changes).eval()
     b = batch()
