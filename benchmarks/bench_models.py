@@ -129,7 +129,8 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     header = f"{'model':<4} {'preset':<6} {'thr':>3} {'batch':>5} {'params':>9} {'samples/s':>10} {'ref GFLOP/s':>11} {'per_gflops':>10} {'samples/6min':>12}"
-    print(header)
+    if not args.ee_paths_only:
+        print(header)
     for threads in [] if args.ee_paths_only else args.threads:
         torch.set_num_threads(threads)
         reference = matmul_gflops(min(args.seconds, 3.0))
