@@ -67,6 +67,23 @@ LOSS_TERMS = (
 POINT_CLIP = 2.0
 
 
+def row_normals(rows: torch.Tensor, count: int = 3) -> torch.Tensor:
+    """``count`` standard normals per row of ``rows [B, K]``, each a pure function of its row.
+
+    The zoom centre's training noise is drawn this way, not from torch's global RNG, so that a
+    sample's loss depends only on the sample: a DDP rank then computes exactly what one process
+    computes for the same rows, and a resumed run repeats its curve (the trainer's batches are a
+    pure function of seed and step). The loader's augmentation moves every action, so the noise
+    still differs between epochs. A sine hash gives uniforms, Box-Muller turns them into normals.
+    """
+    x = rows.detach().double().flatten(1)
+    freqs = torch.arange(1, 2 * count * x.shape[1] + 1, dtype=x.dtype, device=x.device)
+    weights = (freqs * 12.9898 + 78.233).sin().view(x.shape[1], 2 * count) * 1e3
+    u = ((x @ weights).sin() * 43758.5453).frac().abs().clamp(1e-7, 1 - 1e-7)
+    radius = (-2.0 * u[:, :count].log()).sqrt()
+    return (radius * (2.0 * torch.pi * u[:, count:]).cos()).float()
+
+
 class Encoded(NamedTuple):
     """One stage's backbone outputs: ``memory [B, M, D]`` with ``keep [B, M]`` (True = attend),
     the visual tokens ``visual [B, V, N, D]``, the input ``pixels [B, V, C, H, W]`` and the render
@@ -275,7 +292,7 @@ class KeyframePolicy(nn.Module):
         encs = [self._encode(ctx)]
         positions = [self._normalize(xyz)]
         if self.stages == 2:
-            centre = xyz + self.config.zoom_noise * torch.randn_like(xyz)
+            centre = xyz + self.config.zoom_noise * row_normals(batch["action"]).to(xyz.dtype)
             encs.append(self._encode(ctx, 1, centre))
             # The first position input is the zoom centre, as at inference (the decoded point),
             # so the second stage cannot learn to copy an exact first point.
