@@ -8,8 +8,8 @@ from safetensors.torch import load_file, save_file
 
 from mirror_align.errors import UserInputError
 from mirror_align.models import LOSS_TERMS, KeyframePolicy, PolicyConfig, geometry, policy_preset
+from mirror_align.models.layers import row_normals
 from mirror_align.models.mvt import sample_location
-from mirror_align.models.policy import row_normals
 from mirror_align.models.synthetic import random_ee_batch
 
 TABLE = [

@@ -4,6 +4,8 @@ the causal action head (ARP). ``models/policy.py`` wires them; see its docstring
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +18,19 @@ FOURIER_OCTAVES = 4
 # (RGB, xyz).
 VIRTUAL_CHANNELS = 8
 CAMERA_CHANNELS = 6
+
+
+class Encoded(NamedTuple):
+    """One stage's backbone outputs: ``memory [B, M, D]`` with ``keep [B, M]`` (True = attend),
+    the visual tokens ``visual [B, V, N, D]``, the input ``pixels [B, V, C, H, W]`` and the render
+    box (``centre``, ``half`` ``[B, 3]`` metres; None for cameras)."""
+
+    memory: torch.Tensor
+    keep: torch.Tensor
+    visual: torch.Tensor
+    pixels: torch.Tensor
+    centre: torch.Tensor | None = None
+    half: torch.Tensor | None = None
 
 
 def fourier_features(x: torch.Tensor, octaves: int = FOURIER_OCTAVES) -> torch.Tensor:
@@ -248,3 +263,14 @@ def sample_location(visual: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         align_corners=False,
     )  # fmt: skip
     return values.view(b, v * d)
+
+
+def stage_memory(encs: list[Encoded], slots: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Memory ``[B, M, D]`` of all stages and the slot mask ``[B, 1, slots, M]``: position slot
+    k sees stages <= k only (the zoomed render depends on the first point)."""
+    memory = torch.cat([e.memory for e in encs], dim=1)
+    keep = torch.cat([e.keep for e in encs], dim=1)
+    allow = torch.ones(slots, keep.shape[1], dtype=torch.bool, device=keep.device)
+    if len(encs) > 1:
+        allow[0, encs[0].memory.shape[1] :] = False
+    return memory, keep[:, None, None, :] & allow[None, None]

@@ -39,7 +39,6 @@ descriptions. Per sample (docs/interfaces.md, EE batch):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -49,12 +48,14 @@ from mirror_align.errors import UserInputError
 from mirror_align.models import geometry
 from mirror_align.models import virtual_views as vv
 from mirror_align.models.config import PolicyConfig, validate_policy
-from mirror_align.models.layers import ModelOutput, batch_to_device
+from mirror_align.models.layers import ModelOutput, batch_to_device, row_normals
 from mirror_align.models.mvt import (
     ActionHead,
+    Encoded,
     MultiViewBackbone,
     position_stages,
     sample_location,
+    stage_memory,
 )
 from mirror_align.models.text import make_text_encoder, param_groups_with_text
 
@@ -65,36 +66,6 @@ LOSS_TERMS = (
 )  # fmt: skip
 # Normalised point coordinates are clipped here so that far-plane pixels stay bounded.
 POINT_CLIP = 2.0
-
-
-def row_normals(rows: torch.Tensor, count: int = 3) -> torch.Tensor:
-    """``count`` standard normals per row of ``rows [B, K]``, each a pure function of its row.
-
-    The zoom centre's training noise is drawn this way, not from torch's global RNG, so that a
-    sample's loss depends only on the sample: a DDP rank then computes exactly what one process
-    computes for the same rows, and a resumed run repeats its curve (the trainer's batches are a
-    pure function of seed and step). The loader's augmentation moves every action, so the noise
-    still differs between epochs. A sine hash gives uniforms, Box-Muller turns them into normals.
-    """
-    x = rows.detach().double().flatten(1)
-    freqs = torch.arange(1, 2 * count * x.shape[1] + 1, dtype=x.dtype, device=x.device)
-    weights = (freqs * 12.9898 + 78.233).sin().view(x.shape[1], 2 * count) * 1e3
-    u = ((x @ weights).sin() * 43758.5453).frac().abs().clamp(1e-7, 1 - 1e-7)
-    radius = (-2.0 * u[:, :count].log()).sqrt()
-    return (radius * (2.0 * torch.pi * u[:, count:]).cos()).float()
-
-
-class Encoded(NamedTuple):
-    """One stage's backbone outputs: ``memory [B, M, D]`` with ``keep [B, M]`` (True = attend),
-    the visual tokens ``visual [B, V, N, D]``, the input ``pixels [B, V, C, H, W]`` and the render
-    box (``centre``, ``half`` ``[B, 3]`` metres; None for cameras)."""
-
-    memory: torch.Tensor
-    keep: torch.Tensor
-    visual: torch.Tensor
-    pixels: torch.Tensor
-    centre: torch.Tensor | None = None
-    half: torch.Tensor | None = None
 
 
 class KeyframePolicy(nn.Module):
@@ -210,16 +181,6 @@ class KeyframePolicy(nn.Module):
         """The first stage's backbone pass over one batch."""
         return self._encode(self._context(batch))
 
-    def _memory(self, encs: list[Encoded], slots: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Memory ``[B, M, D]`` of all stages and the slot mask ``[B, 1, slots, M]``: position slot
-        k sees stages <= k only (the zoomed render depends on the first point)."""
-        memory = torch.cat([e.memory for e in encs], dim=1)
-        keep = torch.cat([e.keep for e in encs], dim=1)
-        allow = torch.ones(slots, keep.shape[1], dtype=torch.bool, device=keep.device)
-        if len(encs) > 1:
-            allow[0, encs[0].memory.shape[1] :] = False
-        return memory, keep[:, None, None, :] & allow[None, None]
-
     def heatmap_logits(self, slot: torch.Tensor, enc: Encoded, stage: int = 0) -> torch.Tensor:
         """Position logits ``[B, V, H, W]`` from the output of a position slot."""
         return self.backbone.heatmap(self.head.heatmap_query(slot, stage), enc.visual, enc.pixels)
@@ -299,7 +260,7 @@ class KeyframePolicy(nn.Module):
             positions = [self._normalize(centre), positions[0]]
         location = self._location(encs[-1], xyz) if self.virtual else None
         inputs = self.head.slot_inputs(xyz.shape[0], positions, target["rotation"], location)
-        memory, mask = self._memory(encs, inputs.shape[1])
+        memory, mask = stage_memory(encs, inputs.shape[1])
         last, out = self.head(inputs, memory, mask)
 
         terms = {"position": self._heatmap_loss(
@@ -358,14 +319,14 @@ class KeyframePolicy(nn.Module):
         ctx = self._context(batch)
         encs = [self._encode(ctx)]
         b = encs[0].memory.shape[0]
-        _, out = self.head(self.head.slot_inputs(b, [], None), *self._memory(encs, 1))
+        _, out = self.head(self.head.slot_inputs(b, [], None), *stage_memory(encs, 1))
         logits = coarse_logits = self.heatmap_logits(out[:, 0], encs[0])
         xyz = coarse = self._lift(logits, encs[0], batch)
         positions = [self._normalize(xyz)]
         if self.stages == 2:
             encs.append(self._encode(ctx, 1, xyz))
             inputs = self.head.slot_inputs(b, positions, None)
-            _, out = self.head(inputs, *self._memory(encs, 2))
+            _, out = self.head(inputs, *stage_memory(encs, 2))
             logits = self.heatmap_logits(out[:, 1], encs[1], 1)
             xyz = torch.min(torch.max(self._lift(logits, encs[1], batch), self.bounds[:3]),
                             self.bounds[3:])  # fmt: skip
@@ -374,11 +335,11 @@ class KeyframePolicy(nn.Module):
         bins = torch.zeros(b, 0, dtype=torch.long, device=xyz.device)
         for i in range(3):
             inputs = self.head.slot_inputs(b, positions, bins, location)
-            _, out = self.head(inputs, *self._memory(encs, inputs.shape[1]))
+            _, out = self.head(inputs, *stage_memory(encs, inputs.shape[1]))
             choice = self.head.rotation_heads[i](out[:, self.stages + i]).argmax(-1)
             bins = torch.cat([bins, choice[:, None]], dim=1)
         inputs = self.head.slot_inputs(b, positions, bins, location)
-        last, out = self.head(inputs, *self._memory(encs, inputs.shape[1]))
+        last, out = self.head(inputs, *stage_memory(encs, inputs.shape[1]))
         return {
             "position": xyz,
             "heatmaps": logits.flatten(2).softmax(-1).view_as(logits),
