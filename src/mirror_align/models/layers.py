@@ -163,11 +163,10 @@ def batch_to_device(batch: dict, device: torch.device) -> dict:
 def row_normals(rows: torch.Tensor, count: int = 3) -> torch.Tensor:
     """``count`` standard normals per row of ``rows [B, K]``, each a pure function of its row.
 
-    The zoom centre's training noise is drawn this way, not from torch's global RNG, so that a
-    sample's loss depends only on the sample: a DDP rank then computes exactly what one process
-    computes for the same rows, and a resumed run repeats its curve (the trainer's batches are a
-    pure function of seed and step). The loader's augmentation moves every action, so the noise
-    still differs between epochs. A sine hash gives uniforms, Box-Muller turns them into normals.
+    The zoom centre's training noise is drawn this way (from the action and the policy's step
+    counter), not from torch's global RNG, so that a sample's loss depends only on the sample and
+    the step: a DDP rank then computes exactly what one process computes for the same rows, and a
+    resumed run repeats its curve. A sine hash gives uniforms, Box-Muller turns them into normals.
     """
     x = rows.detach().double().flatten(1)
     freqs = torch.arange(1, 2 * count * x.shape[1] + 1, dtype=x.dtype, device=x.device)

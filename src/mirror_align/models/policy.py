@@ -86,6 +86,14 @@ class KeyframePolicy(nn.Module):
         self.register_buffer(
             "bounds", torch.tensor(config.workspace_bounds, dtype=torch.float32), persistent=False
         )
+        # Training forwards so far: mixed into the zoom-centre noise so that a sample draws new
+        # noise every step; saved with the weights, so a resumed run draws what it would have.
+        self.register_buffer("zoom_draws", torch.zeros((), dtype=torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+        # Checkpoints written before the counter existed start it at 0.
+        state_dict.setdefault(prefix + "zoom_draws", torch.zeros((), dtype=torch.long))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def representation_dim(self) -> int:
@@ -253,7 +261,12 @@ class KeyframePolicy(nn.Module):
         encs = [self._encode(ctx)]
         positions = [self._normalize(xyz)]
         if self.stages == 2:
-            centre = xyz + self.config.zoom_noise * row_normals(batch["action"]).to(xyz.dtype)
+            if self.training:
+                self.zoom_draws += 1  # a new draw per training step, identical on every rank
+            key = torch.cat(
+                [batch["action"].float(), self.zoom_draws.float().expand(len(xyz), 1)], 1
+            )
+            centre = xyz + self.config.zoom_noise * row_normals(key).to(xyz.dtype)
             encs.append(self._encode(ctx, 1, centre))
             # The first position input is the zoom centre, as at inference (the decoded point),
             # so the second stage cannot learn to copy an exact first point.
