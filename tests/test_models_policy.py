@@ -9,6 +9,8 @@ from safetensors.torch import load_file, save_file
 from mirror_align.constants import WORKSPACE_BOUNDS
 from mirror_align.errors import UserInputError
 from mirror_align.models import LOSS_TERMS, KeyframePolicy, PolicyConfig, geometry, policy_preset
+from mirror_align.models.layers import row_normals
+from mirror_align.models.mvt import sample_location
 from mirror_align.models.synthetic import random_ee_batch
 
 TABLE = [
@@ -37,12 +39,16 @@ def tiny_policy(seed: int = 0, **changes) -> KeyframePolicy:
     return KeyframePolicy(dataclasses.replace(policy_preset("tiny"), **changes), TABLE, **SHAPE)
 
 
+CAMERAS = {"input": "cameras", "zoom_factor": 1.0, "location_tokens": False}
+
+
 def batch(n: int = 4, seed: int = 0) -> dict:
     return random_ee_batch(n, len(TABLE), 32, generator=torch.Generator().manual_seed(seed))
 
 
 def test_representation_protocol_and_loss_terms():
     policy = tiny_policy()
+    assert policy.loss_term_names == LOSS_TERMS  # virtual views + zoom stage: every term
     b = batch()
     out = policy(b)
     assert out.loss.ndim == 0 and out.loss.requires_grad
@@ -50,14 +56,23 @@ def test_representation_protocol_and_loss_terms():
     assert set(out.terms) == set(LOSS_TERMS) | {"total"}
     total = sum(out.terms[name] for name in LOSS_TERMS)
     assert torch.allclose(total, out.loss.detach()) and torch.allclose(out.terms["total"], total)
+    policy.zoom_draws -= 1  # the same zoom-centre noise draw as the pass above
     assert torch.allclose(policy.represent(b), out.representation)  # training: teacher forcing
     # At initialisation each classification term sits near log(classes).
-    assert abs(out.terms["roll"].item() - torch.log(torch.tensor(72.0)).item()) < 0.5
+    assert abs(out.terms["roll"].item() - torch.log(torch.tensor(72.0)).item()) < 0.75
     assert abs(out.terms["gripper_open"].item() - 0.693) < 0.3
+    cameras = tiny_policy(**CAMERAS)
+    assert "position_zoom" not in cameras.loss_term_names
+    assert set(cameras.loss_terms(b)) == set(cameras.loss_term_names) | {"total"}
 
 
-def test_eval_representation_and_prediction_never_read_the_action():
-    policy = tiny_policy().eval()
+@pytest.mark.parametrize(
+    "changes",
+    [{}, CAMERAS, {"conv_stem": True, "zoom_size": 16}],
+    ids=["virtual_views", "cameras", "conv_stem"],
+)
+def test_eval_representation_and_prediction_never_read_the_action(changes):
+    policy = tiny_policy(**changes).eval()
     b = batch()
     e = policy.represent(b)
     action = policy.predict(b)
@@ -74,7 +89,7 @@ def test_eval_representation_and_prediction_never_read_the_action():
 
 
 def test_targets_follow_the_camera_projection():
-    policy = tiny_policy()
+    policy = tiny_policy(**CAMERAS)
     b = batch()
     targets = policy.action_targets(b)
     uv, z = geometry.project(b["action"][:, None, :3], b["intrinsics"], b["extrinsics"])
@@ -84,8 +99,22 @@ def test_targets_follow_the_camera_projection():
     assert torch.equal(targets["rotation"], geometry.quaternion_to_bins(b["action"][:, 3:7]))
 
 
-def test_views_the_target_falls_outside_of_are_left_out_of_the_position_loss():
+def test_virtual_targets_follow_the_orthographic_projection():
     policy = tiny_policy()
+    b = batch()
+    targets = policy.action_targets(b)
+    lo, hi = policy.bounds[:3], policy.bounds[3:]
+    frac = (b["action"][:, :3] - lo) / (hi - lo)  # [B, 3] in [0, 1]
+    # top: columns follow x, rows follow y from the top (+y) down; front: columns y, rows z.
+    expect_top = torch.stack([frac[:, 0] * 32, (1 - frac[:, 1]) * 32], dim=-1)
+    expect_front = torch.stack([frac[:, 1] * 32, (1 - frac[:, 2]) * 32], dim=-1)
+    assert torch.allclose(targets["uv"][:, 0], expect_top, atol=1e-4)
+    assert torch.allclose(targets["uv"][:, 1], expect_front, atol=1e-4)
+    assert targets["visible"].all()
+
+
+def test_views_the_target_falls_outside_of_are_left_out_of_the_position_loss():
+    policy = tiny_policy(**CAMERAS)
     b = batch()
     reference = policy.loss_terms(b)["position"]
     # Turn the wrist camera around: the target is now behind it, so that view's heatmap no longer
@@ -107,14 +136,26 @@ def test_one_step_reduces_the_loss_on_a_fixed_batch():
         for p in policy.parameters():
             if p.grad is not None:
                 p -= 0.01 * p.grad
+    policy.zoom_draws -= 1  # the same zoom-centre noise draw
     assert policy.loss(b).item() < before.item()
 
 
-def test_overfits_four_samples_to_exact_action_tokens():
-    policy = tiny_policy()
+def pixel_distance(a: torch.Tensor, b: torch.Tensor, side: int = 32) -> torch.Tensor:
+    """Chebyshev distance in pixels between flat pixel indices."""
+    return torch.maximum((a // side - b // side).abs(), (a % side - b % side).abs())
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [pytest.param({}, marks=pytest.mark.slow), CAMERAS],  # two renders per step: ~25 s
+    ids=["virtual_views", "cameras"],
+)
+def test_overfits_four_samples_to_exact_action_tokens(changes):
+    policy = tiny_policy(**changes)
     b = batch(seed=3)
     opt = torch.optim.AdamW(policy.parameters(), lr=3e-3, weight_decay=0.0)
     exact, steps = {}, 0
+    limit = 0.03 if changes else 0.012
     while not (exact and all(exact.values())) and steps < 400:
         policy.train()
         for _ in range(20):
@@ -127,17 +168,18 @@ def test_overfits_four_samples_to_exact_action_tokens():
         with torch.no_grad():
             decoded, target = policy.decode(b), policy.action_targets(b)
         exact = {
-            "pixel": bool((decoded["pixel"] == target["pixel"]).all()),
+            # Within one pixel: a Gaussian target centred near a pixel border peaks on either side.
+            "pixel": bool((pixel_distance(decoded["pixel_coarse"], target["pixel"]) <= 1).all()),
             "rotation": bool((decoded["rotation"] == target["rotation"]).all()),
             "gripper_open": bool((decoded["gripper_open"] == target["gripper_open"]).all()),
             "ignore_collisions": bool(
                 (decoded["ignore_collisions"] == target["ignore_collisions"]).all()
             ),
+            # The lifted point within a pixel's footprint of the target: ~4.5 cm at 32 px for the
+            # cameras, 2.8 cm for the first virtual stage, 0.7 cm for the 4x zoomed one.
+            "position": bool((decoded["position"] - b["action"][:, :3]).norm(dim=1).max() < limit),
         }
     assert all(exact.values()), f"after {steps} steps: {exact}"
-    # The lifted position is then within a pixel's footprint (~4.5 cm at 32 px) of the target.
-    error = (policy.predict(b)[:, :3] - b["action"][:, :3]).norm(dim=1)
-    assert error.max() < 0.03, error
 
 
 def test_safetensors_round_trip_gives_identical_outputs(tmp_path):
@@ -171,3 +213,64 @@ def test_bad_inputs_and_configs_name_the_problem():
         KeyframePolicy(PolicyConfig(), TABLE, **{**SHAPE, "workspace_bounds": (0, 0, 0, 1, 1, 0)})
     with pytest.raises(UserInputError, match="patch_size"):
         KeyframePolicy(PolicyConfig(patch_size=7), TABLE, **SHAPE)
+
+
+def test_the_first_position_slot_never_sees_the_zoomed_render():
+    policy = tiny_policy()
+    b = batch()
+    first = policy.loss_terms(b)
+    policy.config.zoom_noise *= 2  # another zoom centre: another zoomed render
+    second = policy.loss_terms(b)
+    assert torch.equal(first["position"], second["position"])
+    assert not torch.equal(first["position_zoom"], second["position_zoom"])
+
+
+@pytest.mark.parametrize("zoom_size", [0, 16])
+def test_decoding_zooms_around_the_first_point(zoom_size):
+    policy = tiny_policy(zoom_size=zoom_size).eval()
+    with torch.no_grad():
+        decoded = policy.decode(batch())
+    side = zoom_size or 32
+    assert decoded["heatmaps"].shape == (4, 3, side, side)
+    half = (policy.bounds[3:] - policy.bounds[:3]) / (2 * policy.config.zoom_factor)
+    offset = (decoded["position"] - decoded["position_coarse"]).abs()
+    assert (offset <= half + 1e-5).all() and (offset > 0).any()
+
+
+def test_location_features_are_the_visual_tokens_at_the_point():
+    # 2 views of a 4x4 token grid whose token (row, col) holds the value 10 * row + col.
+    grid = (10 * torch.arange(4.0)[:, None] + torch.arange(4.0)).flatten()
+    visual = grid[None, None, :, None].expand(1, 2, 16, 3).clone()
+    visual[:, 1] += 100.0
+    # grid_sample coordinates of token (row 1, col 2) and (row 3, col 0) centres.
+    centre = lambda i: (i + 0.5) / 4 * 2 - 1  # noqa: E731
+    point = torch.tensor([[[centre(2), centre(1)], [centre(0), centre(3)]]])
+    out = sample_location(visual, point).view(2, 3)
+    assert torch.allclose(out[0], torch.full((3,), 12.0))
+    assert torch.allclose(out[1], torch.full((3,), 130.0))
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"input": "pixels"}, "input"),
+        ({"views": ("top", "above")}, "views"),
+        ({"views": ("top",)}, "views"),
+        ({"input": "cameras"}, "zoom_factor=1 and location_tokens=false"),
+        ({"zoom_fill": -1}, "zoom_fill"),
+    ],
+)
+def test_bad_view_configs_name_the_field(changes, match):
+    with pytest.raises(UserInputError, match=match):
+        tiny_policy(**changes)
+
+
+def test_zoom_noise_is_a_pure_function_of_each_row():
+    # DDP ranks see subsets of the global batch: a row's noise must not depend on its neighbours.
+    rows = torch.rand(4000, 9, generator=torch.Generator().manual_seed(0))
+    noise = row_normals(rows)
+    assert torch.equal(row_normals(rows[7:9]), noise[7:9])
+    assert noise.mean(0).abs().max() < 0.06 and (noise.std(0) - 1).abs().max() < 0.06
+    moved = rows.clone()
+    moved[:, 0] += 1e-3  # an augmented action draws other noise
+    assert (row_normals(moved) - noise).abs().mean() > 0.5

@@ -133,6 +133,34 @@ class PolicyConfig:
     heads: int = 4
     # MLP hidden width as a multiple of ``width``.
     mlp_ratio: float = 4.0
+    # What the backbone reads: "virtual_views" (RVT/ARP: every camera's points fused into one
+    # cloud and re-rendered orthographically over the workspace, models/virtual_views.py) or
+    # "cameras" (the real camera images; no zoom stage, no location tokens).
+    input: Literal["virtual_views", "cameras"] = "virtual_views"
+    # Virtual viewpoints (keys of virtual_views.VIEWS: top, front, back, left, right); RVT uses
+    # all five, three suffice to lift a point.
+    views: tuple[str, ...] = ("top", "front", "left")
+    # Hole-closing passes of the stage-1 renderer (each fills empty pixels from a 3x3 neighbour).
+    view_fill: int = 1
+    # RVT-2's zoom-in stage: the second render's box is this many times smaller than the workspace
+    # per axis, centred on the first stage's point (<= 1: no second stage).
+    zoom_factor: float = 4.0
+    # Side in pixels of the zoomed render (0: image_size). At 64 px a 4x zoom of the 0.9 m
+    # workspace gives 3.5 mm pixels, finer than the cameras' points and than the 1 cm that success
+    # needs; 32 px (7 mm, sub-pixel after lifting) quarters the second stage's backbone cost.
+    zoom_size: int = 0
+    # Hole-closing passes of the zoomed render (its pixels are finer than the cameras' points).
+    zoom_fill: int = 3
+    # Training: standard deviation (metres, per axis) of the noise added to the true point to
+    # centre the zoomed box, so the second stage learns to correct a first stage that is off.
+    zoom_noise: float = 0.02
+    # ARP's prompt features: the visual tokens at the (true or decoded) point in every view feed
+    # the rotation, gripper and collision tokens.
+    location_tokens: bool = True
+    # Two 3x3 convolutions at full resolution before the patch embedding.
+    conv_stem: bool = False
+    # Channels of the convolutional stem.
+    stem_width: int = 16
     # Channels of the per-pixel features the position heatmaps are read from.
     heatmap_dim: int = 16
     # Standard deviation, in pixels, of the Gaussian heatmap target around the projected position.
@@ -229,7 +257,29 @@ def validate_policy(cfg: PolicyConfig) -> None:
         raise UserInputError(f"lift_grid_step: must be positive, got {cfg.lift_grid_step}")
     if cfg.lift_pool < 1 or cfg.lift_pool % 2 == 0:
         raise UserInputError(f"lift_pool: must be a positive odd number, got {cfg.lift_pool}")
+    _validate_views(cfg)
     validate_text(cfg.text)
+
+
+def _validate_views(cfg: PolicyConfig) -> None:
+    from mirror_align.models.virtual_views import VIEWS  # models/virtual_views imports no config
+
+    if cfg.input not in ("virtual_views", "cameras"):
+        raise UserInputError(f"input: unknown {cfg.input!r}; choose virtual_views or cameras")
+    bad = [v for v in cfg.views if v not in VIEWS]
+    if bad or len(cfg.views) < 2 or len(set(cfg.views)) != len(cfg.views):
+        raise UserInputError(
+            f"views: need 2+ distinct names of {', '.join(VIEWS)}, got {list(cfg.views)}"
+        )
+    if cfg.input == "cameras" and (cfg.zoom_factor > 1.0 or cfg.location_tokens):
+        raise UserInputError(
+            "input=cameras: the zoom stage and location tokens need virtual views; "
+            "set zoom_factor=1 and location_tokens=false"
+        )
+    if min(cfg.view_fill, cfg.zoom_fill, cfg.zoom_size) < 0 or cfg.zoom_noise < 0:
+        raise UserInputError("view_fill, zoom_fill, zoom_size, zoom_noise: must be >= 0")
+    if cfg.zoom_size:
+        _check_divides("patch_size", cfg.patch_size, cfg.zoom_size, "zoom_size")
 
 
 def _check_preset(name: str) -> None:
@@ -296,7 +346,9 @@ def policy_preset(name: str) -> PolicyConfig:
             lr=1e-3,
         )
     if name == "quick":
-        return PolicyConfig()
+        # Zoomed views at half resolution: 7 mm pixels over the 4x zoomed box, and the second
+        # stage's backbone costs a quarter of the first's (benchmarks/bench_models.py).
+        return PolicyConfig(zoom_size=32)
     # Supplement Table 5: 8 backbone layers (4 within views + 4 across), embedding 128, MLP 512,
     # 128 px RGB-D from 4 cameras, batch 96*2, lr 1.25e-5 (LAMB, cosine). The action-head depth is
     # not given in the paper; 4 is our choice.

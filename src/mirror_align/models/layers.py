@@ -158,3 +158,19 @@ def init_weights(module: nn.Module) -> None:
 def batch_to_device(batch: dict, device: torch.device) -> dict:
     """The tensors of ``batch`` on ``device`` (other values untouched)."""
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def row_normals(rows: torch.Tensor, count: int = 3) -> torch.Tensor:
+    """``count`` standard normals per row of ``rows [B, K]``, each a pure function of its row.
+
+    The zoom centre's training noise is drawn this way (from the action and the policy's step
+    counter), not from torch's global RNG, so that a sample's loss depends only on the sample and
+    the step: a DDP rank then computes exactly what one process computes for the same rows, and a
+    resumed run repeats its curve. A sine hash gives uniforms, Box-Muller turns them into normals.
+    """
+    x = rows.detach().double().flatten(1)
+    freqs = torch.arange(1, 2 * count * x.shape[1] + 1, dtype=x.dtype, device=x.device)
+    weights = (freqs * 12.9898 + 78.233).sin().view(x.shape[1], 2 * count) * 1e3
+    u = ((x @ weights).sin() * 43758.5453).frac().abs().clamp(1e-7, 1 - 1e-7)
+    radius = (-2.0 * u[:, :count].log()).sqrt()
+    return (radius * (2.0 * torch.pi * u[:, count:]).cos()).float()
