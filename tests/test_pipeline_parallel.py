@@ -7,7 +7,7 @@ import torch
 
 from mirror_align.config.experiment import load_experiment
 from mirror_align.pipeline.manifest import plan_runs
-from mirror_align.pipeline.parallel import train_in_parallel
+from mirror_align.pipeline.parallel import longest_first, train_in_parallel
 from mirror_align.train.checkpoint import latest_checkpoint, load_weights
 from mirror_align.train.trainer import train
 
@@ -32,3 +32,11 @@ def test_parallel_runs_equal_sequential_one_thread_runs(tiny_sim_dataset, tmp_pa
         assert got.keys() == want.keys()
         for name in want:
             torch.testing.assert_close(got[name], want[name], rtol=0, atol=0, msg=name)
+
+
+def test_longest_runs_are_scheduled_first(tmp_path):
+    config = load_experiment("tiny")
+    specs = plan_runs(config, [0, 1], ablation=False)  # au, ee, mn per seed
+    jobs = [(s, config, tmp_path / s.name) for s in specs]
+    order = [spec.name for spec, _, _ in longest_first(jobs)]
+    assert order == ["mn_s0", "mn_s1", "ee_s0", "ee_s1", "au_s0", "au_s1"]

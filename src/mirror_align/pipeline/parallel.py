@@ -26,6 +26,10 @@ from mirror_align.workers import spawn_map
 # (the run's plan, its config, its folder)
 TrainJob = tuple[RunSpec, ExperimentConfig, Path]
 
+# Relative cost of a run by method, for longest-first scheduling: MN trains both models, and an EE
+# step costs about twice an AU step (benchmarks/bench_models.py).
+METHOD_COST = {"mn": 3, "ee": 2, "au": 1}
+
 
 class _RunTrainer:
     """Worker state: trains one run per job; returns ``(name, steps, seconds)``."""
@@ -44,13 +48,25 @@ class _RunTrainer:
         """Nothing to release (the trainer closes its own logs)."""
 
 
+def longest_first(jobs: list[TrainJob]) -> list[TrainJob]:
+    """The jobs, most expensive method first (stable within a method).
+
+    With fewer workers than runs, a long run started last runs alone at the end: on the quick
+    preset MN started after AU and then trained alone on one core for about 4 minutes.
+    """
+    return sorted(jobs, key=lambda job: -METHOD_COST.get(job[0].method, 0))
+
+
 def train_in_parallel(jobs: list[TrainJob], workers: int, log: Callable[[str], None]) -> None:
     """Train every job, ``workers`` at a time, each in a spawned 1-thread process.
 
     Raises what a run raised (the other workers are stopped); the runs that finished keep their
     checkpoints, and the rest resume from theirs on the next invocation.
     """
-    single = [(spec, replace(c, train=replace(c.train, threads=1)), d) for spec, c, d in jobs]
+    single = [
+        (spec, replace(c, train=replace(c.train, threads=1)), d)
+        for spec, c, d in longest_first(jobs)
+    ]
     bar = tqdm(total=len(single), desc=f"train ({workers} runs in parallel)", unit="run")
     try:
         for name, steps, seconds in spawn_map(
