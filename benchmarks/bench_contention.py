@@ -54,6 +54,8 @@ def build_step(model: str, preset: str, batch: int):
     import torch
 
     from mirror_align.align import Aligner
+    from mirror_align.config.experiment import load_experiment
+    from mirror_align.constants import CAMERAS, WORKSPACE_BOUNDS
     from mirror_align.models import KeyframePolicy, VideoTextModel, policy_preset, video_text_preset
     from mirror_align.models.synthetic import random_au_batch, random_ee_batch
     from mirror_align.train.optim import build_optimizer
@@ -61,15 +63,18 @@ def build_step(model: str, preset: str, batch: int):
     table = [f"do task {t} with the {c} object" for t in range(18) for c in "abcdefghijklmn"][:249]
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
+    size = load_experiment(preset).data.image_size  # the preset's dataset image side
     ee_cfg = policy_preset(preset)
-    ee = KeyframePolicy(ee_cfg, table).train()
-    ee_batch = random_ee_batch(batch, len(table), ee_cfg.image_size, generator=g)
+    ee = KeyframePolicy(
+        ee_cfg, table, image_size=size, num_views=len(CAMERAS), workspace_bounds=WORKSPACE_BOUNDS
+    ).train()
+    ee_batch = random_ee_batch(batch, len(table), size, generator=g)
     groups = ee.param_groups(1e-4)
     if model == "mn":
         au_cfg = video_text_preset(preset)
-        au = VideoTextModel(au_cfg, table).train()
+        au = VideoTextModel(au_cfg, table, image_size=size).train()
         aligner = Aligner(au.representation_dim, ee.representation_dim, dim=1024).train()
-        au_batch = random_au_batch(batch, len(table), au_cfg.num_frames, au_cfg.image_size, g)
+        au_batch = random_au_batch(batch, len(table), au_cfg.num_frames, size, g)
         groups += au.param_groups(1e-4) + [{"params": list(aligner.parameters()), "lr": 1e-4}]
     optimizer = build_optimizer(groups, "lamb")
     params = [p for group in groups for p in group["params"]]
