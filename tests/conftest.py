@@ -19,3 +19,16 @@ def tiny_sim_dataset(tmp_path_factory):
             root, ["open_drawer", "push_buttons"], count, split, 32, 8, workers=1, progress=False
         )
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of small-tensor tests: a second thread gains nothing there, and
+    on a loaded 2-core machine OpenMP spin-waiting made two threads 10-50x slower. Modules opt in
+    with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

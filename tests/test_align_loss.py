@@ -25,13 +25,8 @@ IMPLEMENTATIONS = ("fused", "autograd")
 VARIANTS = ("fused", "fused-rowmax", "autograd")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one thread avoids intra-op waits when other processes load the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One torch thread in this module (tests/conftest.py says why).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

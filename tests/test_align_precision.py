@@ -20,12 +20,8 @@ TAU = 0.1
 LOSS_ATOL = 16 * torch.finfo(torch.float32).eps / TAU
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One torch thread in this module (tests/conftest.py says why).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(params=["fused", "fused-rowmax", "autograd"])

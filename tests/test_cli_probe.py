@@ -4,18 +4,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from safetensors.numpy import save_file
 
 from mirror_align.cli import main
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One torch thread in this module (tests/conftest.py says why).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

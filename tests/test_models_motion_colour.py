@@ -13,12 +13,8 @@ from mirror_align.models.synthetic import random_au_batch
 TABLE = ["stack 2 red blocks", "stack 2 green blocks", "open the top drawer"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One torch thread in this module (tests/conftest.py says why).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def clip_with_moving_square(colour: tuple[float, float, float], frames: int = 4) -> torch.Tensor:

@@ -13,12 +13,8 @@ BOUNDS = torch.tensor([-0.45, -0.45, 0.0, 0.45, 0.45, 0.6])
 NAMES = ("top", "front", "left")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One torch thread in this module (tests/conftest.py says why).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def box(batch_size: int = 1):

@@ -5,21 +5,14 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from mirror_align.align.features_io import row_keys
 from mirror_align.align.probe import ProbeConfig, probe, split_by_episode
 from mirror_align.align.probe_subsets import probe_subsets
 from mirror_align.commands.demo import synthetic_pairs
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small matrices: a second OpenMP thread mostly spin-waits on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One torch thread in this module (tests/conftest.py says why).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _fast(**overrides):
