@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mirror_align.commands import add_overrides_argument
 from mirror_align.config.experiment import PRESET_NAMES
 
 NAME = "config"
@@ -17,14 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset", default=None, choices=PRESET_NAMES, help="a packaged preset (default: quick)"
     )
     source.add_argument("--config", default=None, help="a YAML config file instead of a preset")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set data.image_size=128 (repeatable)",
-    )
+    add_overrides_argument(parser, "data.image_size=128")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from mirror_align.commands import add_overrides_argument
 from mirror_align.config.experiment import PRESET_NAMES
 
 NAME = "reproduce"
@@ -32,14 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="generation and rollout processes (default: the config's eval.workers)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field (repeatable)",
-    )
+    add_overrides_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mirror_align.commands import add_overrides_argument
 from mirror_align.constants import METHODS
 
 NAME = "train"
@@ -19,14 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run folder (checkpoints, logs)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set train.steps=200 (repeatable)",
-    )
+    add_overrides_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
