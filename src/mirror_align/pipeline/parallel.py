@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from mirror_align.config.experiment import ExperimentConfig
 from mirror_align.pipeline.manifest import RunSpec
+from mirror_align.pipeline.stages import train_stage
 from mirror_align.workers import spawn_map
 
 # (the run's plan, its config, its folder)
@@ -32,17 +33,14 @@ METHOD_COST = {"mn": 3, "ee": 2, "au": 1}
 
 
 class _RunTrainer:
-    """Worker state: trains one run per job; returns ``(name, steps, seconds)``."""
+    """Worker state: trains one run per job (:func:`stages.train_stage`); returns its log lines."""
 
-    def __call__(self, job: TrainJob) -> tuple[str, int, float]:
-        from mirror_align.train.checkpoint import latest_checkpoint
-        from mirror_align.train.trainer import train
-
+    def __call__(self, job: TrainJob) -> list[str]:
         spec, config, run_dir = job
-        resume = latest_checkpoint(run_dir) is not None
+        lines: list[str] = []
         # No per-run bar: several workers' bars would garble the terminal; the parent shows one.
-        result = train(config, spec.method, run_dir, resume=resume, progress=False)
-        return spec.name, result.steps, result.seconds
+        train_stage(spec, config, run_dir, lines.append, progress=False)
+        return lines
 
     def close(self) -> None:
         """Nothing to release (the trainer closes its own logs)."""
@@ -69,10 +67,9 @@ def train_in_parallel(jobs: list[TrainJob], workers: int, log: Callable[[str], N
     ]
     bar = tqdm(total=len(single), desc=f"train ({workers} runs in parallel)", unit="run")
     try:
-        for name, steps, seconds in spawn_map(
-            _RunTrainer, (), single, min(workers, len(single)), ordered=False
-        ):
+        for lines in spawn_map(_RunTrainer, (), single, min(workers, len(single)), ordered=False):
             bar.update(1)
-            log(f"train {name}: {steps} steps, {seconds:.0f} s (1 thread, parallel)")
+            for line in lines:
+                log(f"{line} (1 thread, parallel)")
     finally:
         bar.close()

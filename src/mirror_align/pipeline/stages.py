@@ -66,13 +66,15 @@ def is_evaluated(run_dir: Path, step: int, split: str) -> bool:
     return any(r.step == step and r.split == split and r.task == "all" for r in records)
 
 
-def train_stage(spec: RunSpec, config: ExperimentConfig, run_dir: Path, log: Log) -> None:
+def train_stage(
+    spec: RunSpec, config: ExperimentConfig, run_dir: Path, log: Log, *, progress: bool = True
+) -> None:
     """Train the run to its last step: skipped when complete, resumed from its last checkpoint."""
     if run_is_complete(run_dir, config, spec.method):
         log(f"train {spec.name}: complete, skipped")
         return
     resume = latest_checkpoint(run_dir) is not None
-    result = train(config, spec.method, run_dir, resume=resume)
+    result = train(config, spec.method, run_dir, resume=resume, progress=progress)
     log(f"train {spec.name}: {result.steps} steps, {result.seconds:.0f} s")
 
 
