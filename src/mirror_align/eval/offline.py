@@ -136,7 +136,7 @@ def write_tensorboard(run_dir: str | Path, records: list[MetricRecord]) -> None:
 class TrainingKeyframeMetrics:
     """Offline keyframe metrics on val every ``every`` loop iterations of training.
 
-    The val dataset is opened (and cached) once. :meth:`maybe_run` appends the records to
+    The val dataset is opened (and cached) once. :meth:`run` appends the records to
     ``RUN/metrics.jsonl`` and TensorBoard; it leaves torch's random state as it found it, so a run
     with and without it trains identically.
     """
@@ -151,7 +151,7 @@ class TrainingKeyframeMetrics:
     def for_run(cls, config, run_dir: str | Path, method: str, *, enabled: bool = True):
         """The periodic metrics of a run, or None: disabled (``train.keyframe_metrics_every`` 0,
         not the main process, no EE model) or no val episodes (one line says so)."""
-        every = int(getattr(config.train, "keyframe_metrics_every", 0))
+        every = config.train.keyframe_metrics_every
         if not enabled or every <= 0 or method == "au":
             return None
         from mirror_align.data.reader import DatasetReader
