@@ -110,7 +110,7 @@ def beyond_table(inputs: ReportInputs) -> Table | Missing:
     runs = inputs.group("beyond", "mn")
     if not runs:
         return Missing(
-            "`manifest.json` lists no `beyond` runs (multi-positive loss, MLP projector): "
+            "`manifest.json` lists no `beyond` MN runs (multi-positive loss, MLP projector): "
             f"they are made by `mirror-align reproduce --out {inputs.root}` without "
             "`--skip-ablation`."
         )
