@@ -62,8 +62,8 @@ def test_representation_protocol_and_loss_terms():
 
 @pytest.mark.parametrize(
     "changes",
-    [{}, CAMERAS, {"conv_stem": True, "zoom_size": 16}],
-    ids=["virtual_views", "cameras", "conv_stem"],
+    [{}, CAMERAS, {"conv_stem": True, "zoom_size": 16}, {"colour_bins": 8}],
+    ids=["virtual_views", "cameras", "conv_stem", "colour_bins"],
 )
 def test_eval_representation_and_prediction_never_read_the_action(changes):
     policy = tiny_policy(**changes).eval()

@@ -161,6 +161,11 @@ class PolicyConfig:
     conv_stem: bool = False
     # Channels of the convolutional stem.
     stem_width: int = 16
+    # NOT ARP/RVT - a CPU-scale stand-in for pretrained visual features (docs/models.md): every
+    # pixel gets a soft assignment to this many learned colour prototypes (0 = off), appended to
+    # its channels before the patch embedding and the heatmap decoder's per-pixel skip, so that a
+    # language-conditioned heatmap query can select "the red block" pixel by pixel.
+    colour_bins: int = 0
     # Channels of the per-pixel features the position heatmaps are read from.
     heatmap_dim: int = 16
     # Standard deviation, in pixels, of the Gaussian heatmap target around the projected position.

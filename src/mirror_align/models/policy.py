@@ -184,16 +184,16 @@ class KeyframePolicy(nn.Module):
         cfg = self.config
         half = None
         if self.virtual:
-            b = ctx["points"].shape[0]
             if stage == 0:
-                centre, half = vv.workspace_box(self.bounds, b)
+                centre, half = vv.workspace_box(self.bounds, ctx["points"].shape[0])
             else:
                 centre, half = vv.zoom_box(centre, self.bounds, cfg.zoom_factor)
-            fill = cfg.view_fill if stage == 0 else cfg.zoom_fill
             size = self._size(stage)
+            fill = cfg.view_fill if stage == 0 else cfg.zoom_fill
             pixels = vv.render(ctx["points"], ctx["rgb"], centre, half, self.views, size, fill)
         else:
             pixels = ctx["pixels"]
+        pixels = self.backbone.pixel_features(pixels)  # + the colour code (colour_bins)
         memory, keep, visual = self.backbone(
             pixels, ctx["language"], ctx["keep_language"], ctx["proprio"], stage
         )
