@@ -353,9 +353,8 @@ def policy_preset(name: str) -> PolicyConfig:
     if name == "quick":
         # Zoomed views at half resolution: 7 mm pixels over the 4x zoomed box, and the second
         # stage's backbone costs a quarter of the first's (benchmarks/bench_models.py). The colour
-        # code (not ARP) put 22% of val first keyframes within 2 cm after 750 steps, against 12%
-        # without it after 800 and 1000 (one seed each; docs/models.md).
-        return PolicyConfig(zoom_size=32, colour_bins=16)
+        # code (colour_bins, not ARP) helped on val but cost ~1.5x the step time: off (docs/models.md).
+        return PolicyConfig(zoom_size=32)
     # Supplement Table 5: 8 backbone layers (4 within views + 4 across), embedding 128, MLP 512,
     # 128 px RGB-D from 4 cameras, batch 96*2, lr 1.25e-5 (LAMB, cosine). The action-head depth is
     # not given in the paper; 4 is our choice.
