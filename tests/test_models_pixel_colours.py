@@ -1,5 +1,6 @@
 """The EE's per-pixel colour code (``ee.colour_bins``, models/mvt.py): shapes, empty pixels, and
-that a heatmap query can single out one colour that a linear score of RGB cannot."""
+that a heatmap query can single out one colour that a linear score of RGB cannot; and the patch
+embedding computed as a matmul (models/layers.py)."""
 
 import dataclasses
 
@@ -8,6 +9,7 @@ import torch
 
 from mirror_align.constants import WORKSPACE_BOUNDS
 from mirror_align.models import KeyframePolicy, policy_preset
+from mirror_align.models.layers import patch_embed
 from mirror_align.models.mvt import OCCUPANCY, VIRTUAL_CHANNELS, PixelColours
 from mirror_align.models.synthetic import random_ee_batch
 
@@ -60,3 +62,15 @@ def test_policy_with_colour_bins_trains_its_prototypes():
     grad = policy.backbone.colours.prototypes.grad
     assert grad is not None and grad.abs().sum() > 0
     assert policy.backbone.patch_embed.in_channels == VIRTUAL_CHANNELS + 8
+
+
+@pytest.mark.parametrize("channels,side", [(8, 32), (24, 64)])
+def test_patch_embed_as_a_matmul_equals_the_strided_convolution(channels, side):
+    conv = torch.nn.Conv2d(channels, 16, 8, 8)
+    images = torch.randn(3, channels, side, side, requires_grad=True)
+    expected = conv(images).flatten(2).transpose(1, 2)
+    got = patch_embed(images, conv)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    (grad_got,) = torch.autograd.grad(got.square().sum(), images)
+    (grad_expected,) = torch.autograd.grad(expected.square().sum(), images)
+    torch.testing.assert_close(grad_got, grad_expected, atol=1e-4, rtol=1e-4)

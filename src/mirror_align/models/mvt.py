@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mirror_align.models.config import PolicyConfig
-from mirror_align.models.layers import Block, DecoderBlock, init_weights
+from mirror_align.models.layers import Block, DecoderBlock, init_weights, patch_embed
 from mirror_align.models.motion_colour import soft_colour_assignment
 from mirror_align.models.virtual_views import CHANNELS
 
@@ -165,7 +165,7 @@ class MultiViewBackbone(nn.Module):
         flat = pixels.reshape(b * v, ch, h, w)
         if self.stem is not None:
             flat = self.stem(flat)
-        x = self.patch_embed(flat).flatten(2).transpose(1, 2)  # [BV, N, D]
+        x = patch_embed(flat, self.patch_embed)  # [BV, N, D]
         n, d = x.shape[1:]
         x = x.view(b, v, n, d) + self.patch_positions(n) + self.view_embedding
         x = (x + self.stage_embedding[stage]).reshape(b * v, n, d)
