@@ -4,11 +4,10 @@ Both models (AU video-text without and with its colour tokens, EE keyframe polic
 and ``quick`` presets, on random batches shaped as docs/interfaces.md says, at 1 and 2 torch
 threads. For the EE policy it also prints, at the quick preset, training samples/s and
 greedy-decoding keyframes/s of the old input path (the real cameras) against the new one (RVT
-virtual views, with and without the RVT-2 zoom stage), and the virtual-view renderer's views/s.
-As a reference measured in
-the same run, a dense fp32 matmul gives the machine's GFLOP/s at the same thread count; the
-``per_gflops`` column (samples/s divided by it) is comparable across machines and loads. The load
-average is printed because other processes on a 2-core machine change every number here.
+virtual views, with and without the RVT-2 zoom stage and the colour code), and the virtual-view
+renderer's views/s. As a reference measured in the same run, a dense fp32 matmul gives the
+machine's GFLOP/s at the same thread count; the ``per_gflops`` column (samples/s divided by it)
+is comparable across machines and loads. The load average is printed because other processes on a 2-core machine change every number here.
 
     .venv/bin/python benchmarks/bench_models.py [--seconds 10] [--threads 1 2] [--ee-paths-only]
 """
@@ -66,9 +65,15 @@ def train_speed(model: torch.nn.Module, batch: dict, seconds: float) -> float:
 
 # EE input paths compared by ``ee_paths``: field changes to the quick preset.
 EE_PATHS = {
-    "cameras (old)": {"input": "cameras", "zoom_factor": 1.0, "location_tokens": False},
-    "virtual views": {"zoom_factor": 1.0},
-    "virtual views + zoom": {},
+    "cameras (old)": {
+        "input": "cameras",
+        "zoom_factor": 1.0,
+        "location_tokens": False,
+        "colour_bins": 0,
+    },
+    "virtual views": {"zoom_factor": 1.0, "colour_bins": 0},
+    "virtual views + zoom (quick)": {"colour_bins": 0},
+    "+ colour code": {"colour_bins": 16},
 }
 
 

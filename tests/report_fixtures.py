@@ -2,7 +2,9 @@
 record writer, with values given by closed-form functions so tests can recompute them.
 
 Values are fractions in [0, 1]; ``mn_gain`` is added to every MN number, so its sign flips the
-verdict.
+verdict. Recognition records are those ``evaluate`` computes (exact id, by text, ceiling, clips,
+standard error) from :func:`recognition_result`: per-clip predictions built so that exact-id
+accuracy equals the closed-form value.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mirror_align.eval.evaluate import EvaluationSummary, _recognition_records
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics
+from mirror_align.eval.recognition import RecognitionResult
 
 TASKS = ("reach_and_drag", "open_drawer")
 SEEDS = (0, 1)
@@ -20,6 +24,12 @@ EVAL_SEEDS = (0, 1, 2)
 STEP = 40
 PAIRINGS = ("episode", "instruction", "class")
 TAUS = (0.02, 0.1, 0.2)
+CLIPS = 1000  # test clips per task: accuracies in steps of 0.001, like the closed-form values
+# Of each task's 4 instruction ids, the first two read the same; clips per id:
+ID_CLIPS = (700, 100, 100, 100)  # so the exact-id ceiling is 1 - 100 / 1000
+CEILING = 0.9
+BY_TEXT_GAIN = 0.05  # the wrong clips predicted as the id that reads like the truth
+COLOUR_OFF = -0.10  # what the AU run without colour tokens loses, by construction
 
 
 def recognition(method: str, seed: int, task_index: int, mn_gain: float) -> float:
@@ -32,8 +42,38 @@ def success(method: str, seed: int, task_index: int, eval_seed: int, mn_gain: fl
     return value + mn_gain + 0.01 * seed if method == "mn" else value
 
 
+def recognition_result(values: list[float]) -> RecognitionResult:
+    """Predictions for ``CLIPS`` clips of each task whose exact-id accuracy is ``values[k]`` and
+    by-text accuracy ``values[k] + BY_TEXT_GAIN`` (each in [0.3, 0.95])."""
+    texts, tasks, truth, predicted = [], [], [], []
+    for k, (task, value) in enumerate(zip(TASKS, values, strict=True)):
+        texts += [f"{task} twin", f"{task} twin", f"{task} b", f"{task} c"]
+        ids = np.repeat(4 * k + np.arange(4), ID_CLIPS)
+        wrong = CLIPS - round(value * CLIPS)  # the first clips, all of the first id
+        assert round(BY_TEXT_GAIN * CLIPS) <= wrong <= ID_CLIPS[0], value
+        guess = ids.copy()
+        guess[: round(BY_TEXT_GAIN * CLIPS)] = 4 * k + 1  # reads the same as the truth
+        guess[round(BY_TEXT_GAIN * CLIPS) : wrong] = 4 * k + 2
+        tasks += [task] * CLIPS
+        truth.append(ids)
+        predicted.append(guess)
+    truth_ids = np.concatenate(truth)
+    return RecognitionResult(
+        np.arange(len(truth_ids)), tasks, truth_ids, np.concatenate(predicted), texts
+    )
+
+
 def _run_entry(
-    name, method, seed, group, pairing="instruction", tau=0.1, projector="linear", *, multi=False
+    name,
+    method,
+    seed,
+    group,
+    pairing="instruction",
+    tau=0.1,
+    projector="linear",
+    *,
+    multi=False,
+    colour=True,
 ):
     return {
         "name": name,
@@ -44,6 +84,7 @@ def _run_entry(
         "tau": tau,
         "projector": projector,
         "multi_positive": multi,
+        "colour_tokens": colour,
     }
 
 
@@ -51,15 +92,8 @@ def _write_eval(root: Path, name: str, method: str, seed: int, mn_gain: float, o
     records = []
     if method in ("au", "mn"):
         values = [recognition(method, seed, k, mn_gain) + offset for k in range(len(TASKS))]
-        records += [
-            MetricRecord(name, STEP, "test", t, "recognition_accuracy", v, 0)
-            for t, v in zip(TASKS, values, strict=True)
-        ]
-        records.append(
-            MetricRecord(
-                name, STEP, "test", "all", "recognition_accuracy", float(np.mean(values)), 0
-            )
-        )
+        summary = EvaluationSummary(name, STEP, "test")
+        records += _recognition_records(summary, recognition_result(values))
     if method in ("ee", "mn"):
         for e in EVAL_SEEDS:
             values = [success(method, seed, k, e, mn_gain) + offset for k in range(len(TASKS))]
@@ -94,10 +128,12 @@ def write_fake_reproduce(
     probing: bool = True,
     tsne: bool = True,
     seeds: tuple[int, ...] = SEEDS,
+    colour_ablation: bool = True,
 ) -> Path:
-    """Write the folder at ``root``; returns ``root``."""
+    """Write the folder at ``root``; returns ``root``. ``colour_ablation`` adds the beyond AU run
+    without colour tokens (``au_no_colour_s0``, ``COLOUR_OFF`` below ``au_s0``)."""
     root.mkdir(parents=True, exist_ok=True)
-    runs = _write_runs(root, seeds, mn_gain, ablation=ablation)
+    runs = _write_runs(root, seeds, mn_gain, ablation=ablation, colour=colour_ablation)
     (root / "manifest.json").write_text(
         json.dumps({"preset": "tiny", "seeds": list(seeds), "runs": runs})
     )
@@ -113,7 +149,7 @@ def write_fake_reproduce(
 
 
 def _write_runs(
-    root: Path, seeds: tuple[int, ...], mn_gain: float, *, ablation: bool
+    root: Path, seeds: tuple[int, ...], mn_gain: float, *, ablation: bool, colour: bool
 ) -> list[dict]:
     """The main runs of every seed, the ablation grid (optional) and the beyond runs; the
     manifest entries."""
@@ -133,6 +169,9 @@ def _write_runs(
     for name, projector, multi in (("mn_multi_s0", "linear", True), ("mn_mlp_s0", "mlp", False)):
         runs.append(_run_entry(name, "mn", 0, "beyond", projector=projector, multi=multi))
         _write_eval(root, name, "mn", 0, mn_gain, offset=0.02 if multi else -0.01)
+    if colour:
+        runs.append(_run_entry("au_no_colour_s0", "au", 0, "beyond", colour=False))
+        _write_eval(root, "au_no_colour_s0", "au", 0, mn_gain, offset=COLOUR_OFF)
     return runs
 
 

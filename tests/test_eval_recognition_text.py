@@ -54,6 +54,7 @@ def test_evaluate_records_and_summary_carry_both_scores():
     from mirror_align.constants import (
         RECOGNITION,
         RECOGNITION_CEILING,
+        RECOGNITION_CLIPS,
         RECOGNITION_SE,
         RECOGNITION_TEXT,
     )
@@ -66,6 +67,10 @@ def test_evaluate_records_and_summary_carry_both_scores():
     assert records["push_buttons", RECOGNITION_CEILING] == 0.75
     assert math.isclose(records["all", RECOGNITION_TEXT], 0.625)
     assert math.isclose(records["all", RECOGNITION_SE], result().stderr)
+    # The clips each accuracy was measured on (the report's per-task standard errors).
+    assert records["open_drawer", RECOGNITION_CLIPS] == 2
+    assert records["push_buttons", RECOGNITION_CLIPS] == 4
+    assert records["all", RECOGNITION_CLIPS] == 6
     text = format_summary(summary)
     all_row = text.splitlines()[-1].split()
     # all: exact 50.0 ± se, by text 62.5 ± se, ceiling 87.5

@@ -79,8 +79,8 @@ def test_models_decoding_one_batch_share_its_workspace_render():
 
 @pytest.mark.parametrize(
     "changes",
-    [{}, CAMERAS, {"conv_stem": True, "zoom_size": 16}],
-    ids=["virtual_views", "cameras", "conv_stem"],
+    [{}, CAMERAS, {"conv_stem": True, "zoom_size": 16}, {"colour_bins": 8}],
+    ids=["virtual_views", "cameras", "conv_stem", "colour_bins"],
 )
 def test_eval_representation_and_prediction_never_read_the_action(changes):
     policy = tiny_policy(**changes).eval()

@@ -13,7 +13,7 @@ from mirror_align.cli import main
 from mirror_align.errors import UserInputError
 from mirror_align.report.inputs import load_inputs
 from mirror_align.report.render import render_report
-from mirror_align.report.tables import verdict
+from mirror_align.report.verdict import verdict
 from report_fixtures import (
     EVAL_SEEDS,
     SEEDS,
@@ -107,7 +107,15 @@ def test_verdict_flips_with_the_data(tmp_path):
     worse = load_inputs(write_fake_reproduce(tmp_path / "worse", mn_gain=-0.05, probing=False))
     good, bad = verdict(better), verdict(worse)
     assert good.startswith("MN beat the baseline on every measured metric")
-    assert "On recognition accuracy, MN beat the AU baseline: 61.5% vs 56.0% (+5.5 points" in good
+    assert (
+        "On recognition accuracy (by exact instruction id), MN beat the AU baseline: 61.5% vs "
+        "56.0% (+5.5 points" in good
+    )
+    # by text alongside: every value is BY_TEXT_GAIN (5 points) above its exact-id value
+    assert (
+        "By instruction text (identical texts count as equal; Table 1b): MN 66.5% vs AU 61.0% (+5.5 points)."
+        in good
+    )
     assert bad.startswith("MN did not beat the baseline on any measured metric")
     assert "MN did not beat the EE baseline" in bad and "-4.5 points" in bad
 
@@ -205,7 +213,7 @@ def test_cli(tmp_path, capsys):
 
 
 def test_a_difference_that_prints_as_zero_is_a_tie_not_a_win():
-    from mirror_align.report.tables import _direction
+    from mirror_align.report.verdict import _direction
 
     # 2.78% vs 2.78% (fractions): float noise of equal success rates must not read as "MN beat".
     assert _direction(0.027777777777777786 - 0.027777777777777776) == "tied with"

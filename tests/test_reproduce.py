@@ -46,7 +46,8 @@ def test_reproduce_tiny_interrupted_then_resumed_then_skipped(tmp_path, capsys, 
 
     manifest = json.loads((out / "manifest.json").read_text())
     names = {run["name"] for run in manifest["runs"]}
-    assert {"au_s0", "ee_s0", "mn_s0", "mn_multi_s0", "mn_mlp_s0"} <= names
+    # tiny has au.colour_tokens off, so its beyond AU run turns them on (au_colour_s0)
+    assert {"au_s0", "ee_s0", "mn_s0", "mn_multi_s0", "mn_mlp_s0", "au_colour_s0"} <= names
     assert sum(run["group"] == "ablation" for run in manifest["runs"]) == 9
     for run in manifest["runs"]:
         assert (out / "runs" / run["name"] / "metrics.jsonl").is_file(), run["name"]

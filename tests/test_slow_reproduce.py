@@ -3,8 +3,9 @@
 The default lane runs the same pipeline with 6 training steps and one evaluation episode and checks
 that the report's sections exist. This runs the preset unshortened (only ``train.threads=1`` is
 set, for the shared machine) and reads the report's tables: every Table 3 cell (pairing x tau from
-``constants``) and both beyond-the-paper variants must carry a measured number, not "not run" or
-"missing". 6.5 min on 2 shared cores; run with ``make test-slow``.
+``constants``), both MN beyond-the-paper variants and the AU with and without its colour tokens
+must carry a measured number, not "not run" or "missing". 6.5 min on 2 shared cores; run with
+``make test-slow``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def test_reproduce_tiny_with_ablation(tmp_path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     groups = [run["group"] for run in manifest["runs"]]
     assert groups.count("ablation") == len(ABLATION_PAIRINGS) * len(ABLATION_TAUS)
-    assert groups.count("beyond") == 2
+    assert groups.count("beyond") == 3  # multi-positive, MLP projector (MN); colour tokens (AU)
     markdown = (out / "report.md").read_text()
 
     table3 = {(row[0], row[1]): row for row in table_rows(markdown, "Table 3: ablation")}
@@ -58,7 +59,19 @@ def test_reproduce_tiny_with_ablation(tmp_path) -> None:
     assert _measured(table3[("baseline (EE alone)", "-")][4])  # EE success of ee_s0
 
     beyond = {row[0]: row for row in table_rows(markdown, "Beyond the paper")}
-    assert set(beyond) == {r["name"] for r in manifest["runs"] if r["group"] == "beyond"}
+    mn_beyond = {
+        r["name"] for r in manifest["runs"] if r["group"] == "beyond" and r["method"] == "mn"
+    }
+    assert set(beyond) == mn_beyond
     for name, row in beyond.items():
         assert row[1] != "-", name  # the difference from its reference MN run is named
         assert all(_measured(row[i]) for i in (2, 3, 5, 6)), row
+
+    # tiny has au.colour_tokens off: au_colour_s0 is the run with them, au_s0 the one without
+    colour = {row[0]: row for row in table_rows(markdown, "*Beyond the paper: the AU's")}
+    assert set(colour) == {"exact id", "by text"}
+    for row in colour.values():
+        with_tokens, without, diff = (cell.split(" ± ")[0] for cell in row[1:4])
+        assert _measured(with_tokens) and _measured(without), row
+        assert abs(float(diff) - (float(with_tokens) - float(without))) <= 0.11, row
+        assert row[5] == "au_colour_s0 / au_s0", row

@@ -50,4 +50,7 @@ RECOGNITION_TEXT = "recognition_accuracy_text"
 RECOGNITION_CEILING = "recognition_ceiling"
 # Standard error of the exact-id mean over tasks (task "all" only).
 RECOGNITION_SE = "recognition_accuracy_se"
+# Clips the recognition accuracy of a task was measured on ("all": their sum); the report derives
+# each task's binomial standard error from it.
+RECOGNITION_CLIPS = "recognition_clips"
 SUCCESS = "success_rate"  # rollout success (Table 2)

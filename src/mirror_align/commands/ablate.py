@@ -1,4 +1,5 @@
-"""`mirror-align ablate`: Table 3 (pairing x tau) plus the beyond-the-paper runs, at one seed."""
+"""`mirror-align ablate`: Table 3 (pairing x tau) plus the beyond-the-paper runs, at one seed
+(multi-positive loss, MLP projector, the AU with `au.colour_tokens` flipped; `pipeline/manifest.py`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from mirror_align.commands import add_overrides_argument
 from mirror_align.config.experiment import PRESET_NAMES
 
 NAME = "ablate"
-HELP = "the ablation grid: pairing {episode, instruction, class} x tau {0.02, 0.1, 0.2}, plus multi-positive and MLP"
+HELP = "the ablation grid: pairing {episode, instruction, class} x tau {0.02, 0.1, 0.2}, plus multi-positive, MLP and the AU with au.colour_tokens flipped"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

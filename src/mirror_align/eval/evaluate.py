@@ -18,6 +18,7 @@ All records are appended together at the end, so a run is never half-recorded.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from mirror_align.atomic import write_json_atomic
 from mirror_align.constants import (
     RECOGNITION,
     RECOGNITION_CEILING,
+    RECOGNITION_CLIPS,
     RECOGNITION_SE,
     RECOGNITION_TEXT,
     SUCCESS,
@@ -132,7 +134,8 @@ def _recognition_records(
     summary: EvaluationSummary, result: RecognitionResult
 ) -> list[MetricRecord]:
     """Fill ``summary``'s recognition fields; the per-task and 'all' records of exact-id and
-    by-text accuracy, the duplicate-text ceiling of exact-id accuracy, and its standard error."""
+    by-text accuracy, the duplicate-text ceiling of exact-id accuracy, the clips each was
+    measured on ('all': their sum), and the standard error of the exact-id mean."""
     summary.recognition = result.per_task
     summary.recognition_text = result.per_task_text
     summary.recognition_ceiling = result.ceiling
@@ -147,6 +150,13 @@ def _recognition_records(
             records.append(
                 MetricRecord(summary.run, summary.step, summary.split, task, name, value, 0)
             )
+    clips = Counter(result.task)
+    for task, count in {**clips, "all": len(result.task)}.items():
+        records.append(
+            MetricRecord(
+                summary.run, summary.step, summary.split, task, RECOGNITION_CLIPS, count, 0
+            )
+        )
     records.append(
         MetricRecord(
             summary.run, summary.step, summary.split, "all", RECOGNITION_SE, result.stderr, 0

@@ -161,6 +161,11 @@ class PolicyConfig:
     conv_stem: bool = False
     # Channels of the convolutional stem.
     stem_width: int = 16
+    # NOT ARP/RVT - a CPU-scale stand-in for pretrained visual features (docs/models.md): every
+    # pixel gets a soft assignment to this many learned colour prototypes (0 = off), appended to
+    # its channels before the patch embedding and the heatmap decoder's per-pixel skip, so that a
+    # language-conditioned heatmap query can select "the red block" pixel by pixel.
+    colour_bins: int = 0
     # Channels of the per-pixel features the position heatmaps are read from.
     heatmap_dim: int = 16
     # Standard deviation, in pixels, of the Gaussian heatmap target around the projected position.
@@ -347,7 +352,8 @@ def policy_preset(name: str) -> PolicyConfig:
         )
     if name == "quick":
         # Zoomed views at half resolution: 7 mm pixels over the 4x zoomed box, and the second
-        # stage's backbone costs a quarter of the first's (benchmarks/bench_models.py).
+        # stage's backbone costs a quarter of the first's (benchmarks/bench_models.py). The colour
+        # code (colour_bins, not ARP) helped on val but cost ~1.5x the step time: off (docs/models.md).
         return PolicyConfig(zoom_size=32)
     # Supplement Table 5: 8 backbone layers (4 within views + 4 across), embedding 128, MLP 512,
     # 128 px RGB-D from 4 cameras, batch 96*2, lr 1.25e-5 (LAMB, cosine). The action-head depth is

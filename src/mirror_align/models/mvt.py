@@ -11,12 +11,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from mirror_align.models.config import PolicyConfig
-from mirror_align.models.layers import Block, DecoderBlock, init_weights
+from mirror_align.models.layers import Block, DecoderBlock, init_weights, patch_embed
+from mirror_align.models.motion_colour import soft_colour_assignment
+from mirror_align.models.virtual_views import CHANNELS
 
 FOURIER_OCTAVES = 4
 # Pixel channels: virtual views (virtual_views.CHANNELS: RGB, xyz, depth, occupancy) or cameras
 # (RGB, xyz).
-VIRTUAL_CHANNELS = 8
+VIRTUAL_CHANNELS = len(CHANNELS)
+OCCUPANCY = CHANNELS.index("occupancy")
 CAMERA_CHANNELS = 6
 
 
@@ -62,6 +65,34 @@ class ConvStem(nn.Module):
         return F.gelu(self.conv2(F.gelu(self.conv1(x))))
 
 
+class PixelColours(nn.Module):
+    """``colour_bins``: a soft assignment of every pixel's RGB to ``bins`` learned prototypes.
+
+    Why (not ARP): the heatmap of "the maroon block" must peak on that block's pixels; the
+    decoder's per-pixel skip is linear in RGB, and a linear score cannot single out a colour in
+    the middle of the colour cube. The assignments are a learned, nonlinear colour code per pixel
+    (``models/motion_colour.py`` uses the same code for the AU's histograms); empty pixels of a
+    virtual view (occupancy 0) get zeros.
+    """
+
+    def __init__(self, bins: int, occupancy_channel: int | None) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        # Rendered RGB lies in [-1, 1]; the prototypes start spread over that cube.
+        self.prototypes = nn.Parameter(torch.rand(bins, 3, generator=g) * 2.0 - 1.0)
+        # Half the AU's colour scale, so about 4x its beta for equally sharp assignments.
+        self.log_beta = nn.Parameter(torch.tensor(2.3))
+        self.occupancy_channel = occupancy_channel
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``pixels [B, V, C, H, W]`` (RGB first) -> ``[B, V, C + bins, H, W]``."""
+        rgb = pixels[:, :, :3].movedim(2, -1)
+        assign = soft_colour_assignment(rgb, self.prototypes, self.log_beta).movedim(-1, 2)
+        if self.occupancy_channel is not None:
+            assign = assign * pixels[:, :, self.occupancy_channel : self.occupancy_channel + 1]
+        return torch.cat([pixels, assign], dim=2)
+
+
 class MultiViewBackbone(nn.Module):
     """Per-view then cross-view attention; also the per-pixel features the heatmaps are read from.
 
@@ -73,7 +104,12 @@ class MultiViewBackbone(nn.Module):
         super().__init__()
         d, p, c = cfg.width, cfg.patch_size, cfg.heatmap_dim
         side = image_size // p
-        channels = VIRTUAL_CHANNELS if cfg.input == "virtual_views" else CAMERA_CHANNELS
+        virtual = cfg.input == "virtual_views"
+        channels = VIRTUAL_CHANNELS if virtual else CAMERA_CHANNELS
+        self.colours = None
+        if cfg.colour_bins:
+            self.colours = PixelColours(cfg.colour_bins, OCCUPANCY if virtual else None)
+            channels += cfg.colour_bins
         self.patch_size = p
         self.stem = ConvStem(channels, cfg.stem_width) if cfg.conv_stem else None
         self.patch_embed = nn.Conv2d(cfg.stem_width if cfg.conv_stem else channels, d, p, p)
@@ -108,11 +144,17 @@ class MultiViewBackbone(nn.Module):
         small = F.interpolate(maps, size=(side, side), mode="bilinear", antialias=True)
         return small.reshape(-1, n).T
 
+    def pixel_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The per-pixel input of the patch embedding and the heatmap decoder: ``pixels``
+        ``[B, V, C, H, W]``, with the colour assignments appended when ``colour_bins`` > 0."""
+        return pixels if self.colours is None else self.colours(pixels)
+
     def forward(
         self, pixels: torch.Tensor, language: torch.Tensor, keep_language: torch.Tensor,
         proprio: torch.Tensor, stage: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-        """``pixels [B, V, C, H, W]``, text tokens ``[B, L, Dt]`` with their mask ``[B, L]``,
+        """``pixels [B, V, C, H, W]`` (``pixel_features``), text tokens ``[B, L, Dt]`` with their
+        mask ``[B, L]``,
         ``proprio [B, 8]`` (normalised), the position ``stage`` (0, or 1 for the zoomed views).
 
         Returns the memory tokens ``[B, M, D]`` (visual, language, proprio), their keep mask
@@ -123,7 +165,7 @@ class MultiViewBackbone(nn.Module):
         flat = pixels.reshape(b * v, ch, h, w)
         if self.stem is not None:
             flat = self.stem(flat)
-        x = self.patch_embed(flat).flatten(2).transpose(1, 2)  # [BV, N, D]
+        x = patch_embed(flat, self.patch_embed)  # [BV, N, D]
         n, d = x.shape[1:]
         x = x.view(b, v, n, d) + self.patch_positions(n) + self.view_embedding
         x = (x + self.stage_embedding[stage]).reshape(b * v, n, d)

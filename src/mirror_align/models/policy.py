@@ -189,13 +189,12 @@ class KeyframePolicy(nn.Module):
         cfg = self.config
         half = None
         if self.virtual:
-            b = ctx["points"].shape[0]
             if stage == 0:
-                centre, half = vv.workspace_box(self.bounds, b)
+                centre, half = vv.workspace_box(self.bounds, ctx["points"].shape[0])
             else:
                 centre, half = vv.zoom_box(centre, self.bounds, cfg.zoom_factor)
-            fill = cfg.view_fill if stage == 0 else cfg.zoom_fill
             size = self._size(stage)
+            fill = cfg.view_fill if stage == 0 else cfg.zoom_fill
             # Stage 0 renders the whole workspace: a function of the batch and these settings only.
             key = (size, fill, self.views, tuple(self.bounds.tolist()))
             pixels = renders.get(key) if renders is not None and stage == 0 else None
@@ -205,6 +204,7 @@ class KeyframePolicy(nn.Module):
                 renders[key] = pixels
         else:
             pixels = ctx["pixels"]
+        pixels = self.backbone.pixel_features(pixels)  # + the colour code (colour_bins)
         memory, keep, visual = self.backbone(
             pixels, ctx["language"], ctx["keep_language"], ctx["proprio"], stage
         )

@@ -28,9 +28,12 @@ class RunSpec:
     tau: float
     projector: str
     multi_positive: bool
+    # au.colour_tokens of the run (a CPU-scale stand-in, docs/models.md); None: the base config's
+    # (manifests written before the field existed).
+    colour_tokens: bool | None = None
 
     def configure(self, base: ExperimentConfig) -> ExperimentConfig:
-        """The base config with this run's seed and aligner settings."""
+        """The base config with this run's seed, aligner settings and AU colour tokens."""
         align = replace(
             base.align,
             pairing=self.pairing,
@@ -43,7 +46,10 @@ class RunSpec:
             # Keep checkpoints along training for probing the baselines (Fig. 3 left).
             every = max(1, len(loop_steps(base, self.method)) // PROBE_CHECKPOINTS)
             train = replace(train, checkpoint_every=every, keep_checkpoints=0)
-        return replace(base, seed=self.seed, align=align, train=train)
+        au = base.au
+        if self.colour_tokens is not None:
+            au = replace(au, colour_tokens=self.colour_tokens)
+        return replace(base, seed=self.seed, align=align, train=train, au=au)
 
 
 def plan_runs(
@@ -51,12 +57,16 @@ def plan_runs(
 ) -> list[RunSpec]:
     """The main comparison (AU, EE, MN) for every seed, then (unless skipped) the Table 3 grid
     (:data:`~mirror_align.constants.ABLATION_PAIRINGS` x ``ABLATION_TAUS``) and the beyond-the-paper
-    runs (multi-positive loss, MLP projector), both at the first seed."""
-    a = config.align
+    runs, both at the first seed: multi-positive loss and MLP projector (MN), and the AU with
+    ``au.colour_tokens`` flipped, which ablates that deviation from ViCLIP against the main AU
+    run (``au_no_colour_s<seed>`` where the preset has the tokens on, else ``au_colour_s<seed>``)."""
+    a, colour = config.align, config.au.colour_tokens
     runs = []
     if main:
         runs = [
-            RunSpec(f"{m}_s{s}", m, s, "main", a.pairing, a.tau, a.projector, a.multi_positive)
+            RunSpec(
+                f"{m}_s{s}", m, s, "main", a.pairing, a.tau, a.projector, a.multi_positive, colour
+            )
             for s in seeds
             for m in METHODS
         ]
@@ -66,16 +76,18 @@ def plan_runs(
             for tau in ABLATION_TAUS:
                 name = f"ablation_{pairing}_t{tau:g}"
                 runs.append(
-                    RunSpec(name, "mn", first, "ablation", pairing, tau, a.projector, False)
+                    RunSpec(name, "mn", first, "ablation", pairing, tau, a.projector, False, colour)
                 )
-        runs.append(
-            RunSpec(
-                f"mn_multi_s{first}", "mn", first, "beyond", a.pairing, a.tau, a.projector, True
+        # (name, method, projector, multi_positive, colour_tokens)
+        beyond = (
+            ("mn_multi", "mn", a.projector, True, colour),
+            ("mn_mlp", "mn", "mlp", False, colour),
+            ("au_no_colour" if colour else "au_colour", "au", a.projector, False, not colour),
+        )
+        for name, method, *rest in beyond:
+            runs.append(
+                RunSpec(f"{name}_s{first}", method, first, "beyond", a.pairing, a.tau, *rest)
             )
-        )
-        runs.append(
-            RunSpec(f"mn_mlp_s{first}", "mn", first, "beyond", a.pairing, a.tau, "mlp", False)
-        )
     return runs
 
 

@@ -16,9 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from mirror_align.constants import RECOGNITION, SUCCESS
+from mirror_align.constants import (
+    RECOGNITION,
+    RECOGNITION_CEILING,
+    RECOGNITION_CLIPS,
+    RECOGNITION_SE,
+    RECOGNITION_TEXT,
+    SUCCESS,
+)
 from mirror_align.errors import UserInputError
 from mirror_align.eval.metrics_log import MetricRecord, read_metrics
+from mirror_align.eval.precision import binomial_se, mean_rate_se
+
+# Recognition metrics read besides RECOGNITION, at its step (docs/experiments.md).
+RECOGNITION_EXTRA = (RECOGNITION_TEXT, RECOGNITION_CEILING, RECOGNITION_CLIPS, RECOGNITION_SE)
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class RunInfo:
     tau: float | None = None
     projector: str | None = None
     multi_positive: bool | None = None
+    colour_tokens: bool | None = None  # au.colour_tokens; None: not recorded (older manifests)
 
 
 @dataclass
@@ -41,6 +53,8 @@ class RunMetrics:
 
     ``recognition[task]`` is an accuracy in [0, 1]; ``success[task][eval_seed]`` a success rate in
     [0, 1]. ``task == "all"`` is the run's own mean over tasks, as written by ``evaluate``.
+    ``recognition_extra[metric][task]`` holds the metrics of :data:`RECOGNITION_EXTRA` recorded at
+    ``recognition_step`` (by-text accuracy, ceiling, clip counts, the standard error).
     """
 
     run: str
@@ -49,6 +63,28 @@ class RunMetrics:
     success_step: int | None = None
     recognition: dict[str, float] = field(default_factory=dict)
     success: dict[str, dict[int, float]] = field(default_factory=dict)
+    recognition_extra: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def scores(self, metric: str) -> dict[str, float]:
+        """task -> value of ``RECOGNITION`` or of a metric of :data:`RECOGNITION_EXTRA`."""
+        return self.recognition if metric == RECOGNITION else self.recognition_extra.get(metric, {})
+
+    def recognition_se(self, metric: str, task: str) -> float | None:
+        """Standard error, from sampling the test clips, of ``metric`` (``RECOGNITION`` or
+        ``RECOGNITION_TEXT``) for ``task``: binomial ``sqrt(p(1-p)/n)`` with ``n`` its clips;
+        for ``all`` (the mean over T tasks) ``sqrt(sum p(1-p)/n) / T`` (eval/recognition.py).
+
+        ``None`` without clip counts (evaluated before ``recognition_clips`` was recorded), except
+        the exact-id ``all``, which ``evaluate`` recorded as ``recognition_accuracy_se``.
+        """
+        values, clips = self.scores(metric), self.scores(RECOGNITION_CLIPS)
+        if task != "all":
+            n = int(clips.get(task, 0))
+            return binomial_se(values[task], n) if task in values and n > 0 else None
+        tasks = [t for t in values if t != "all"]
+        if tasks and all(clips.get(t) for t in tasks):
+            return mean_rate_se([(values[t], int(clips[t])) for t in tasks])
+        return self.scores(RECOGNITION_SE).get("all") if metric == RECOGNITION else None
 
     def success_mean(self, task: str) -> float | None:
         """Mean over evaluation seeds of ``success[task]`` (``None`` if absent)."""
@@ -118,6 +154,7 @@ def _parse_run(entry: Any, path: Path, index: int) -> RunInfo:
         tau=None if tau is None else float(tau),
         projector=entry.get("projector"),
         multi_positive=entry.get("multi_positive"),
+        colour_tokens=entry.get("colour_tokens"),
     )
 
 
@@ -154,6 +191,10 @@ def read_run_metrics(path: Path, run: str, split: str, notes: list[str]) -> RunM
     for r in rec:
         by_task[r.task].append(float(r.value))
     out.recognition = {t: float(np.mean(v)) for t, v in by_task.items()}
+    for metric in RECOGNITION_EXTRA:  # the last line of a (task, metric) wins, as in _latest
+        at_step = [r for r in on_split if r.metric == metric and r.step == out.recognition_step]
+        if at_step:
+            out.recognition_extra[metric] = {r.task: float(r.value) for r in at_step}
     out.success_step, suc = _latest(on_split, SUCCESS)
     for r in suc:
         out.success.setdefault(r.task, {})[int(r.seed)] = float(r.value)

@@ -21,17 +21,11 @@ from mirror_align.atomic import write_bytes_atomic, write_text_atomic
 from mirror_align.constants import RECOGNITION, SUCCESS
 from mirror_align.report import keyframes as ee_diagnostics  # issue 11.7-11.9
 from mirror_align.report import plots
-from mirror_align.report.ablation_tables import beyond_table, table3
+from mirror_align.report.ablation_tables import beyond_table, colour_token_table, table3
 from mirror_align.report.inputs import ReportInputs, load_inputs
-from mirror_align.report.tables import (
-    Missing,
-    Table,
-    comparison_table,
-    inline_html,
-    main_table,
-    per_seed_tables,
-    verdict,
-)
+from mirror_align.report.recognition_tables import text_table
+from mirror_align.report.tables import Missing, Table, inline_html, main_table, per_seed_tables
+from mirror_align.report.verdict import comparison_table, verdict
 
 FIGURES = {
     "fig3_left": plots.fig3_left,
@@ -198,12 +192,14 @@ def build_sections(inputs: ReportInputs, figures: dict[str, bytes | Missing]) ->
     notes = inputs.notes
     t1 = _with_notes(Section("table1", "Table 1: action recognition (AU vs MN)"), notes, "main")
     t1.add(main_table(inputs, RECOGNITION))
+    t1.add(text_table(inputs))
     t2 = Section("table2", "Table 2: embodied execution (EE vs MN)")
     t2.add(main_table(inputs, SUCCESS))
     t3 = _with_notes(Section("table3", "Table 3: ablation (pairing × τ)"), notes, "ablation")
     t3.add(table3(inputs))
     beyond = _with_notes(Section("beyond", "Beyond the paper"), notes, "beyond")
     beyond.add(beyond_table(inputs))
+    beyond.add(colour_token_table(inputs))
     beyond.add("Mutual k-NN and CKA along training are in the right panel of Fig. 3 left.")
     curves = _figure(
         figures,

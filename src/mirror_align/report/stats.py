@@ -94,6 +94,13 @@ def fmt_mean_std(summary: Summary | None, scale: float = 100.0) -> str:
     return f"{fmt(summary.mean, scale)} ± {fmt(summary.std, scale)}"
 
 
+def fmt_pm(value: float | None, error: float | None, scale: float = 100.0) -> str:
+    """ "value ± error" (just the value when the error is unknown)."""
+    if error is None or math.isnan(error):
+        return fmt(value, scale)
+    return f"{fmt(value, scale)} ± {fmt(error, scale)}"
+
+
 def fmt_ci(low: float | None, high: float | None, scale: float = 100.0) -> str:
     """ "[low, high]" or "n/a"."""
     if low is None or high is None:

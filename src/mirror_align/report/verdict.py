@@ -1,0 +1,169 @@
+"""The summary over training seeds and the plain-language verdict (the report's first section),
+computed only from the records in :class:`ReportInputs`: MN vs its baseline on ``task=all`` for
+each metric of :data:`~mirror_align.report.tables.BASELINES` (recognition by exact id, the
+paper's metric), with recognition by text alongside for reference."""
+
+from __future__ import annotations
+
+from mirror_align.constants import RECOGNITION, RECOGNITION_TEXT
+from mirror_align.report.inputs import ReportInputs
+from mirror_align.report.stats import (
+    Paired,
+    Summary,
+    fmt,
+    fmt_ci,
+    fmt_mean_std,
+    fmt_p,
+    paired_comparison,
+)
+from mirror_align.report.tables import (
+    BASELINES,
+    METRIC_LABEL,
+    Missing,
+    Table,
+    per_seed,
+    seed_summary,
+)
+
+
+def comparisons(
+    inputs: ReportInputs,
+) -> dict[str, tuple[Summary | None, Summary | None, Paired | None]]:
+    """metric -> (baseline summary, MN summary, paired MN − baseline) on ``task=all``."""
+    out = {}
+    for metric, (base_method, _, _) in BASELINES.items():
+        out[metric] = _compare(inputs, base_method, metric)
+    return out
+
+
+def _compare(
+    inputs: ReportInputs, base_method: str, metric: str
+) -> tuple[Summary | None, Summary | None, Paired | None]:
+    base = per_seed(inputs, base_method, metric, "all")
+    mn = per_seed(inputs, "mn", metric, "all")
+    return seed_summary(base), seed_summary(mn), paired_comparison(mn, base)
+
+
+def comparison_table(inputs: ReportInputs) -> Table | Missing:
+    """Per-metric mean, 95% CI and the paired comparison of MN vs its baseline (``task=all``);
+    recognition by text follows recognition by exact id, for reference."""
+    entries = []
+    for metric, compared in comparisons(inputs).items():
+        entries.append((METRIC_LABEL[metric], BASELINES[metric][1], *compared))
+        if metric == RECOGNITION:
+            by_text = _compare(inputs, "au", RECOGNITION_TEXT)
+            entries.append(("recognition accuracy by text (reference)", "AU", *by_text))
+    rows = []
+    for label, name, base, mn, paired in entries:
+        if base is None and mn is None:
+            continue
+        rows.append(
+            [
+                label,
+                f"{name}: {fmt_mean_std(base)}",
+                "n/a" if base is None else fmt_ci(base.ci_low, base.ci_high),
+                f"MN: {fmt_mean_std(mn)}",
+                "n/a" if mn is None else fmt_ci(mn.ci_low, mn.ci_high),
+                "n/a" if paired is None else fmt(paired.mean_diff, signed=True),
+                "n/a" if paired is None else fmt_ci(paired.ci_low, paired.ci_high),
+                "n/a" if paired is None else fmt_p(paired.p_value),
+                "0" if paired is None else str(paired.n),
+            ]
+        )
+    if not rows:
+        return Missing("No evaluation records of the main runs: see Tables 1 and 2.")
+    headers = [
+        "metric (task=all, %)",
+        "baseline mean ± std",
+        "baseline 95% CI",
+        "MN mean ± std",
+        "MN 95% CI",
+        "paired Δ (MN − baseline)",
+        "Δ 95% CI",
+        "paired t-test p",
+        "paired seeds",
+    ]
+    notes = [
+        "95% CIs are Student-t intervals over training seeds; with 1 seed they are n/a.",
+        "The paired comparison uses the training seeds both methods have; the p-value is n/a "
+        "with fewer than 2 seeds or when every seed's difference is identical.",
+        "Recognition accuracy is by exact instruction id (the paper's metric, the one the verdict "
+        "uses); by text, identical instruction texts count as equal (Table 1b).",
+    ]
+    return Table("Summary over training seeds", headers, rows, notes)
+
+
+# Differences (fractions; printed x100 as points) that print as +0.0 / -0.0 are ties, not wins.
+TIE_FRACTION = 0.0005
+
+
+def _direction(diff: float) -> str:
+    if abs(diff) < TIE_FRACTION:
+        return "tied with"
+    return "beat" if diff > 0 else "did not beat"
+
+
+def _difference(base: Summary, mn: Summary, paired: Paired | None) -> tuple[float, str]:
+    """MN minus the baseline and the words on how reliable that difference is."""
+    if paired is None:
+        return mn.mean - base.mean, "no training seed is shared, so there is no paired comparison"
+    if paired.n < 2:
+        return paired.mean_diff, "1 seed, so no confidence interval or p-value"
+    if paired.std_diff == 0:
+        return paired.mean_diff, (
+            f"every one of {paired.n} seeds gave this same difference, so there is no spread to test"
+        )
+    excludes = paired.ci_low > 0 or paired.ci_high < 0
+    return paired.mean_diff, (
+        f"paired over {paired.n} seeds, 95% CI {fmt_ci(paired.ci_low, paired.ci_high)} "
+        f"points, p = {fmt_p(paired.p_value)}; "
+        + (
+            "the interval excludes zero"
+            if excludes
+            else "the interval includes zero, so this is not a reliable difference"
+        )
+    )
+
+
+def _by_text(inputs: ReportInputs) -> str:
+    """The sentence giving recognition by text beside the verdict's exact-id numbers ('' when
+    the runs have no by-text records)."""
+    base, mn, paired = _compare(inputs, "au", RECOGNITION_TEXT)
+    if base is None or mn is None:
+        return ""
+    diff = mn.mean - base.mean if paired is None else paired.mean_diff
+    return (
+        f" By instruction text (identical texts count as equal; Table 1b): MN {fmt(mn.mean)}% vs "
+        f"AU {fmt(base.mean)}% ({fmt(diff, signed=True)} points)."
+    )
+
+
+def verdict(inputs: ReportInputs) -> str:
+    """One plain-language paragraph on whether MN beat the baselines here, from the numbers;
+    recognition is judged by exact instruction id, with the by-text numbers alongside."""
+    sentences, outcomes = [], []
+    for metric, (base, mn, paired) in comparisons(inputs).items():
+        name = BASELINES[metric][1]
+        label = METRIC_LABEL[metric]
+        if base is None or mn is None:
+            sentences.append(f"No {label} comparison: the {name} or MN records are missing.")
+            continue
+        diff, detail = _difference(base, mn, paired)
+        outcomes.append(_direction(diff) == "beat")
+        by = " (by exact instruction id)" if metric == RECOGNITION else ""
+        sentences.append(
+            f"On {label}{by}, MN {_direction(diff)} the {name} baseline: {fmt(mn.mean)}% vs "
+            f"{fmt(base.mean)}% ({fmt(diff, signed=True)} points; {detail})."
+            + (_by_text(inputs) if metric == RECOGNITION else "")
+        )
+    if outcomes:
+        if all(outcomes):
+            overall = "MN beat the baseline on every measured metric in this run."
+        elif any(outcomes):
+            overall = "MN beat the baseline on some metrics but not on others in this run."
+        else:
+            overall = "MN did not beat the baseline on any measured metric in this run."
+        sentences.insert(0, overall)
+    else:
+        sentences.insert(0, "No verdict: the main comparison has no evaluation records.")
+    return " ".join(sentences)
