@@ -10,18 +10,28 @@ from mirror_align.align.probe import ProbeConfig, fit_probe, probe
 from mirror_align.cli import main
 from mirror_align.config.experiment import load_experiment
 from mirror_align.data.reader import DatasetReader
-from mirror_align.eval.features import EpisodeFeatures, extract_features
+from mirror_align.eval.features import (
+    EpisodeFeatures,
+    au_representations,
+    ee_representations,
+    extract_features,
+)
 from mirror_align.eval.metrics_log import read_metrics
 from mirror_align.pipeline.probing import (
     ALONG_TRAINING_METRICS,
     SUBSET_METRIC,
     CheckpointPair,
+    along_training_needs,
+    checkpoint_key,
+    extract_checkpoints,
     load_module,
     open_store,
     outcome_masks,
     pair_checkpoints,
     probe_along_training,
     probe_subset_comparison,
+    success_subsets_needs,
+    tsne_needs,
 )
 from mirror_align.train.trainer import train
 
@@ -86,6 +96,21 @@ def test_features_one_row_per_episode_with_e_averaged_over_keyframes(tiny_sim_da
     np.testing.assert_allclose(features.e[-1], per_keyframe.mean(0).numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batch_major_extraction_gives_the_rows_of_one_checkpoint_at_a_time(runs, store, workers):
+    """Every checkpoint over each batch in turn (EE models sharing the workspace render; spawned
+    1-thread workers): the same numbers as extracting each checkpoint alone."""
+    wanted = [("ee", "ee_s0", 0), ("ee", "ee_s0", 4), ("ee", "mn_s0", 4), ("au", "mn_s0", 4)]
+    keys = [checkpoint_key(kind, runs / run, step) for kind, run, step in wanted]
+    got = extract_checkpoints(store.episodes, keys, batch_size=3, workers=workers, progress=False)
+    assert set(got) == set(keys)
+    for (kind, run, step), key in zip(wanted, keys, strict=True):
+        extract = au_representations if kind == "au" else ee_representations
+        alone = extract(load_module(runs / run, step, kind), store.episodes, 3, progress=False)
+        assert got[key].dtype == np.float32
+        np.testing.assert_array_equal(got[key], alone)
+
+
 def test_fresh_initialisation_is_step_zero(runs):
     fresh = load_module(runs / "ee_s0", 0, "ee")
     trained = load_module(runs / "ee_s0", 4, "ee")
@@ -117,6 +142,11 @@ def test_along_training_writes_every_metric_and_resumes(tiny_sim_dataset, runs, 
     for step in (0, 2, 4):
         assert 0.0 <= by[(step, "probe_recall_at_1")] <= 1.0
         assert by[(step, "probe_chance")] == pytest.approx(outcome.results[step]["chance"])
+    assert along_training_needs(runs / "au_s0", runs / "ee_s0", tmp_path / "none.jsonl") == [
+        checkpoint_key(kind, runs / f"{kind}_s0", step)
+        for kind, steps in (("au", (0, 0, 4)), ("ee", (0, 2, 4)))
+        for step in steps
+    ]
     # Resume: nothing to do when complete; a lost step is probed again, alone.
     again = probe_along_training(*args, progress=False)
     assert again.skipped_steps == [0, 2, 4] and not again.results
@@ -222,7 +252,17 @@ def test_probe_runs_command_end_to_end(tiny_sim_dataset, runs, tmp_path, capsys)
         assert arrays["model"].tolist() == [0] * n + [1] * n
         ids = [e["instruction_id"] for e in test_episodes]
         assert arrays["instruction_id"].tolist() == ids + ids
-    # A second run reuses everything it finds.
+    # A second run reuses everything it finds: only the subsets (still undecided) need features.
+    assert along_training_needs(au, ee, out / "along_training.jsonl") == []
+    assert tsne_needs(out, mn, au, ee) == []
+    assert tsne_needs(out, mn, au, ee, overwrite=True) == [
+        checkpoint_key(kind, run, 4)
+        for kind, run in (("au", mn), ("ee", mn), ("au", au), ("ee", ee))
+    ]
+    assert success_subsets_needs(au, ee, out / "subsets.jsonl") == [
+        checkpoint_key("au", au, 4),
+        checkpoint_key("ee", ee, 4),
+    ]
     assert main(argv) == 0
     assert "(0 probed, 3 already done)" in capsys.readouterr().err
 

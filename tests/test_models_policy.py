@@ -60,6 +60,23 @@ def test_representation_protocol_and_loss_terms():
     assert set(cameras.loss_terms(b)) == set(cameras.loss_term_names) | {"total"}
 
 
+def test_models_decoding_one_batch_share_its_workspace_render():
+    b = batch()
+    first, second = tiny_policy(0).eval(), tiny_policy(1).eval()
+    renders: dict = {}
+    with torch.no_grad():
+        shared = [first.represent(b, renders), second.represent(b, renders)]
+        alone = [first.represent(b), second.represent(b)]
+    assert len(renders) == 1  # one stage-0 render, reused by the second model
+    assert all(torch.equal(s, a) for s, a in zip(shared, alone, strict=True))
+    assert not torch.equal(alone[0], alone[1])
+    # The stored render is what the second model read: replacing it changes its output.
+    key = next(iter(renders))
+    with torch.no_grad():
+        changed = second.represent(b, {key: torch.zeros_like(renders[key])})
+    assert not torch.equal(changed, alone[1])
+
+
 @pytest.mark.parametrize(
     "changes",
     [{}, CAMERAS, {"conv_stem": True, "zoom_size": 16}, {"colour_bins": 8}],

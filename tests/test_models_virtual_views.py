@@ -134,3 +134,23 @@ def test_the_loader_augmentation_changes_the_virtual_views(tiny_sim_dataset):
     # ... and so do the targets' pixels in those views (the heatmap targets).
     qa, qb = (vv.to_box(x["action"][:, None, :3], *box(n)) for x in (a, b))
     assert not torch.allclose(qa, qb)
+
+
+def test_lift_argmax_equals_the_argmax_of_the_whole_batch_volume():
+    """lift scores one sample's volume at a time (speed); the voxel it picks is the argmax of the
+    summed planes as one batched zero-started sum gives it, ties included."""
+    g = torch.Generator().manual_seed(3)
+    heat = torch.rand(5, 3, 16, 16, generator=g).flatten(2).softmax(-1).view(5, 3, 16, 16)
+    heat[1] = 0.0  # all ties: the first voxel
+    volume = torch.zeros(5, 16, 16, 16)
+    for i, name in enumerate(NAMES):
+        _, _, col, row = vv.VIEWS[name]
+        plane = heat[:, i].flip(1).transpose(1, 2)
+        plane = plane.transpose(1, 2) if col > row else plane
+        volume = volume + plane.unsqueeze(1 + 3 - col - row)
+    assert torch.equal(vv.score_volume(heat, NAMES), volume)
+    index = volume.flatten(1).argmax(dim=1)
+    expected = torch.stack([index // 256, (index // 16) % 16, index % 16], dim=-1)
+    lifted = vv.lift(heat, NAMES, refinements=0)
+    assert torch.equal(((lifted + 1.0) / 2.0 * 16 - 0.5).round().long(), expected)
+    assert expected[1].tolist() == [0, 0, 0]

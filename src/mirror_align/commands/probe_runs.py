@@ -43,9 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="probe and t-SNE seed")
     parser.add_argument("--batch-size", type=int, default=32, help="feature extraction batch")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes extracting features, one torch thread each (the numbers do not change)",
+    )
+    parser.add_argument(
         "--no-cache",
         action="store_true",
-        help="read episodes from disk for every checkpoint instead of decoding them once",
+        help="read each item from disk instead of decoding every episode into memory first",
     )
 
 
@@ -55,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from mirror_align.errors import UserInputError
     from mirror_align.pipeline.probing import default_probe_config, run_all
 
-    for option in ("repeats", "probe_dim", "max_epochs", "batch_size"):
+    for option in ("repeats", "probe_dim", "max_epochs", "batch_size", "workers"):
         if getattr(args, option) < 1:
             raise UserInputError(
                 f"--{option.replace('_', '-')}: must be >= 1, got {getattr(args, option)}"
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         cache=not args.no_cache,
         batch_size=args.batch_size,
+        workers=args.workers,
     )
     print(summary.line())
     return 0

@@ -111,6 +111,7 @@ class EpisodeSet:
         self.root = str(root)
         self.splits = list(splits)
         self.clip_frames = clip_frames
+        self.cache = cache
         options = {"tasks": tasks, "include_failed": include_failed, "cache": cache, "seed": 0}
         self.parts = [
             _SplitPart(
@@ -160,9 +161,14 @@ def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
+def batch_at(dataset: torch.utils.data.Dataset, start: int, batch_size: int) -> dict:
+    """The collated batch of items ``start .. start + batch_size - 1`` (fewer at the end)."""
+    return collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+
+
 def _batches(dataset: torch.utils.data.Dataset, batch_size: int) -> Iterator[dict]:
     for start in range(0, len(dataset), batch_size):
-        yield collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        yield batch_at(dataset, start, batch_size)
 
 
 def au_representations(
@@ -200,19 +206,26 @@ def ee_representations(
             for batch in _batches(part.ee, batch_size):
                 rows.append(model.represent(batch).float().cpu().numpy())
                 bar.update(len(batch["episode_id"]))
-            per_keyframe = np.concatenate(rows).astype(np.float64)
-            position = part.ee.samples[:, 0]
-            sums = np.zeros((len(part.ee.entries), per_keyframe.shape[1]))
-            np.add.at(sums, position, per_keyframe)
-            counts = np.bincount(position, minlength=len(part.ee.entries))
-            if (counts == 0).any():
-                missing = [part.ee.entries[i]["episode_id"] for i in np.flatnonzero(counts == 0)]
-                raise UserInputError(
-                    f"{episodes.root}: episode(s) {missing[:5]} of split {part.split} have no keyframes"
-                )
-            out.append(sums / counts[:, None])
+            out.append(episode_means(episodes, part, np.concatenate(rows)))
     bar.close()
     return np.concatenate(out).astype(np.float32)
+
+
+def episode_means(episodes: EpisodeSet, part: _SplitPart, per_keyframe: np.ndarray) -> np.ndarray:
+    """``[N_part, de]`` float64: the rows ``per_keyframe [K_part, de]`` (one per keyframe of the
+    split ``part``, in dataset order) averaged per episode. UserInputError when an episode has no
+    keyframe."""
+    per_keyframe = per_keyframe.astype(np.float64)
+    position = part.ee.samples[:, 0]
+    sums = np.zeros((len(part.ee.entries), per_keyframe.shape[1]))
+    np.add.at(sums, position, per_keyframe)
+    counts = np.bincount(position, minlength=len(part.ee.entries))
+    if (counts == 0).any():
+        missing = [part.ee.entries[i]["episode_id"] for i in np.flatnonzero(counts == 0)]
+        raise UserInputError(
+            f"{episodes.root}: episode(s) {missing[:5]} of split {part.split} have no keyframes"
+        )
+    return sums / counts[:, None]
 
 
 def extract_features(

@@ -178,9 +178,14 @@ class KeyframePolicy(nn.Module):
         return ctx
 
     def _encode(
-        self, ctx: dict[str, torch.Tensor], stage: int = 0, centre: torch.Tensor | None = None
+        self,
+        ctx: dict[str, torch.Tensor],
+        stage: int = 0,
+        centre: torch.Tensor | None = None,
+        renders: dict | None = None,
     ) -> Encoded:
-        """One stage: render (virtual views; stage 1 zooms around ``centre [B, 3]``) and encode."""
+        """One stage: render (virtual views; stage 1 zooms around ``centre [B, 3]``) and encode;
+        ``renders`` (see :meth:`decode`) memoises the stage-0 render."""
         cfg = self.config
         half = None
         if self.virtual:
@@ -190,7 +195,13 @@ class KeyframePolicy(nn.Module):
                 centre, half = vv.zoom_box(centre, self.bounds, cfg.zoom_factor)
             size = self._size(stage)
             fill = cfg.view_fill if stage == 0 else cfg.zoom_fill
-            pixels = vv.render(ctx["points"], ctx["rgb"], centre, half, self.views, size, fill)
+            # Stage 0 renders the whole workspace: a function of the batch and these settings only.
+            key = (size, fill, self.views, tuple(self.bounds.tolist()))
+            pixels = renders.get(key) if renders is not None and stage == 0 else None
+            if pixels is None:
+                pixels = vv.render(ctx["points"], ctx["rgb"], centre, half, self.views, size, fill)
+            if renders is not None and stage == 0:
+                renders[key] = pixels
         else:
             pixels = ctx["pixels"]
         pixels = self.backbone.pixel_features(pixels)  # + the colour code (colour_bins)
@@ -334,8 +345,14 @@ class KeyframePolicy(nn.Module):
             cfg.lift_grid_step, cfg.lift_refinements, cfg.lift_pool,
         )  # fmt: skip
 
-    def decode(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def decode(
+        self, batch: Mapping[str, torch.Tensor], renders: dict | None = None
+    ) -> dict[str, torch.Tensor]:
         """Greedy autoregressive decoding.
+
+        ``renders``: one dict shared by several models decoding the same ``batch`` (the
+        checkpoints of a probing run): the first stage's workspace render, which does not depend
+        on the weights, is then computed once (keyed by size, fill, views and workspace bounds).
 
         Returns ``position [B, 3]`` (metres, the last stage's point), ``heatmaps [B, V, H, W]``
         (probabilities) and ``pixel [B, V]`` (argmax of each view's heatmap) of the last stage,
@@ -344,7 +361,7 @@ class KeyframePolicy(nn.Module):
         """
         batch = batch_to_device(dict(batch), self.device)
         ctx = self._context(batch)
-        encs = [self._encode(ctx)]
+        encs = [self._encode(ctx, renders=renders)]
         b = encs[0].memory.shape[0]
         _, out = self.head(self.head.slot_inputs(b, [], None), *stage_memory(encs, 1))
         logits = coarse_logits = self.heatmap_logits(out[:, 0], encs[0])
@@ -395,15 +412,18 @@ class KeyframePolicy(nn.Module):
             dim=1,
         )
 
-    def represent(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def represent(
+        self, batch: Mapping[str, torch.Tensor], renders: dict | None = None
+    ) -> torch.Tensor:
         """``e [B, width]``: the last action-head block over the action slots, mean-pooled.
 
         In training mode the slots hold the ground-truth action (teacher forcing, the same pass as
-        the loss); in eval mode they hold the greedy decoding, so the label is never read.
+        the loss); in eval mode they hold the greedy decoding (``renders``: see :meth:`decode`),
+        so the label is never read.
         """
         if self.training:
             return self.forward(batch).representation
-        return self.decode(batch)["e"]
+        return self.decode(batch, renders)["e"]
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer groups: the text encoder at ``text.lr_scale`` x lr when pretrained."""

@@ -38,7 +38,7 @@ def reproduce(
 
     ``main=False`` (``mirror-align ablate``) adds the ablation and beyond runs to an existing
     folder's manifest and runs only those (no main runs, no probing). ``workers`` processes
-    generate episodes and roll out policies.
+    generate episodes, roll out policies and extract the probing features.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ def reproduce(
             stages.evaluate_stage(spec, out / "runs" / spec.name, workers, log)
     if main:
         with times.stage("probing"):
-            stages.probing_stage(out, base, seeds[0], log)
+            stages.probing_stage(out, base, seeds[0], log, workers)
     with times.stage("report", redone=True):
         stages.report_stage(out, log)
     return times.rounded()

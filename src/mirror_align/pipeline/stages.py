@@ -90,10 +90,14 @@ def evaluate_stage(spec: RunSpec, run_dir: Path, workers: int, log: Log) -> None
     log(f"evaluate {spec.name}: written to {run_dir / 'metrics.jsonl'}")
 
 
-def probing_stage(out: Path, config: ExperimentConfig, seed: int, log: Log) -> None:
+def probing_stage(
+    out: Path, config: ExperimentConfig, seed: int, log: Log, workers: int = 1
+) -> None:
     """Fig. 3 left/right and Fig. 6 from the seed's AU and EE baselines and its MN run, into
     ``out/probing`` (what ``mirror-align probe-runs`` does), with one torch thread as that
-    command's default: small probes gain nothing from more, and results stay comparable."""
+    command's default: small probes gain nothing from more, and results stay comparable. The
+    features (most of the time: one greedy decoding per keyframe and checkpoint) are extracted in
+    ``workers`` 1-thread processes, which gives the same numbers."""
     import torch
 
     from mirror_align.pipeline.probing import run_all
@@ -109,6 +113,7 @@ def probing_stage(out: Path, config: ExperimentConfig, seed: int, log: Log) -> N
             out / "probing",
             mn_run=runs / f"mn_s{seed}",
             splits=list(config.eval.probe_splits),
+            workers=workers,
         )
     finally:
         torch.set_num_threads(threads)

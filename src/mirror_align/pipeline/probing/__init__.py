@@ -8,24 +8,30 @@
   baseline pair's (a probe fitted first, as the paper does);
 * :mod:`.all_figures` (:func:`run_all`): the three over one set of episodes (``probe-runs``,
   ``reproduce``);
-* :mod:`.common`: probe settings, run loading and the :class:`FeatureStore` they share.
+* :mod:`.common`: probe settings, run loading and the :class:`FeatureStore` they share;
+* :mod:`.extract` (:func:`extract_checkpoints`): the features of many checkpoints in one
+  batch-major pass (the store's :meth:`~FeatureStore.prefetch`), optionally in worker processes.
 
 Records follow ``docs/experiments.md``; every experiment is resumable.
 """
 
 from mirror_align.pipeline.probing.all_figures import ProbingSummary, run_all
 from mirror_align.pipeline.probing.common import (
+    Checkpoint,
     FeatureStore,
     au_clip_frames,
+    checkpoint_key,
     default_probe_config,
     load_module,
     open_store,
     pair_name,
 )
+from mirror_align.pipeline.probing.extract import extract_checkpoints
 from mirror_align.pipeline.probing.fig3_left import (
     ALONG_TRAINING_METRICS,
     AlongTrainingOutcome,
     CheckpointPair,
+    along_training_needs,
     pair_checkpoints,
     probe_along_training,
 )
@@ -37,12 +43,14 @@ from mirror_align.pipeline.probing.fig3_right import (
     outcome_masks,
     probe_subset_comparison,
     probe_success_subsets,
+    success_subsets_needs,
 )
 from mirror_align.pipeline.probing.fig6_tsne import (
     SKIPPED_SUFFIX,
     TsneOutcome,
     save_tsne,
     tsne_embedding,
+    tsne_needs,
     tsne_points,
 )
 
@@ -53,13 +61,17 @@ __all__ = [
     "SUBSET_COMPARISONS",
     "SUBSET_METRIC",
     "AlongTrainingOutcome",
+    "Checkpoint",
     "CheckpointPair",
     "ComparisonOutcome",
     "FeatureStore",
     "ProbingSummary",
     "TsneOutcome",
+    "along_training_needs",
     "au_clip_frames",
+    "checkpoint_key",
     "default_probe_config",
+    "extract_checkpoints",
     "load_module",
     "open_store",
     "outcome_masks",
@@ -68,8 +80,10 @@ __all__ = [
     "probe_along_training",
     "probe_subset_comparison",
     "probe_success_subsets",
+    "success_subsets_needs",
     "run_all",
     "save_tsne",
     "tsne_embedding",
+    "tsne_needs",
     "tsne_points",
 ]

@@ -13,10 +13,18 @@ from pathlib import Path
 from mirror_align.align.probe import ProbeConfig
 from mirror_align.constants import SPLITS
 from mirror_align.errors import UserInputError
-from mirror_align.pipeline.probing.common import default_probe_config, open_store
-from mirror_align.pipeline.probing.fig3_left import AlongTrainingOutcome, probe_along_training
-from mirror_align.pipeline.probing.fig3_right import ComparisonOutcome, probe_success_subsets
-from mirror_align.pipeline.probing.fig6_tsne import TsneOutcome, tsne_points
+from mirror_align.pipeline.probing.common import Checkpoint, default_probe_config, open_store
+from mirror_align.pipeline.probing.fig3_left import (
+    AlongTrainingOutcome,
+    along_training_needs,
+    probe_along_training,
+)
+from mirror_align.pipeline.probing.fig3_right import (
+    ComparisonOutcome,
+    probe_success_subsets,
+    success_subsets_needs,
+)
+from mirror_align.pipeline.probing.fig6_tsne import TsneOutcome, tsne_needs, tsne_points
 
 
 @dataclass
@@ -84,6 +92,17 @@ def _along_lines(along: AlongTrainingOutcome) -> list[str]:
     return lines
 
 
+def _needs(
+    au_run: str | Path, ee_run: str | Path, out: Path, mn_run: str | Path | None, split: str
+) -> list[Checkpoint]:
+    """Every checkpoint whose features the three parts of :func:`run_all` still need."""
+    return (
+        along_training_needs(au_run, ee_run, out / "along_training.jsonl")
+        + success_subsets_needs(au_run, ee_run, out / "subsets.jsonl", split)
+        + tsne_needs(out, mn_run, au_run, ee_run)
+    )
+
+
 def run_all(
     au_run: str | Path,
     ee_run: str | Path,
@@ -99,6 +118,7 @@ def run_all(
     cache: bool = True,
     batch_size: int = 32,
     progress: bool = True,
+    workers: int = 1,
     log: Callable[[str], None] | None = None,
 ) -> ProbingSummary:
     """Fig. 3 left (``out/along_training.jsonl``), Fig. 3 right (``out/subsets.jsonl``) and Fig. 6
@@ -108,6 +128,10 @@ def run_all(
     ``probe_config`` (default :func:`default_probe_config`, with ``seed``) is used as is for the
     probes of Fig. 3; the t-SNE's baseline probe pairs by instruction. Each part is resumable.
     ``log`` receives one line per finished part (default: stderr).
+
+    The features of every checkpoint the three parts still need are extracted first, in one
+    batch-major pass (:mod:`.extract`) over ``workers`` 1-thread processes (1: this process); the
+    numbers do not depend on ``workers``.
     """
     if log is None:
         log = _to_stderr
@@ -116,8 +140,11 @@ def run_all(
     out = Path(out)
     config = probe_config or default_probe_config(seed=seed)
     opened = None if splits is None else sorted(set(splits) | {split}, key=SPLITS.index)
-    store = open_store(data, au_run, opened, cache=cache, batch_size=batch_size, progress=progress)
+    store = open_store(
+        data, au_run, opened, cache=cache, batch_size=batch_size, progress=progress, workers=workers
+    )
     shared = {"store": store, "progress": progress}  # every part reads the same features
+    store.prefetch(_needs(au_run, ee_run, out, mn_run, split))
 
     along = probe_along_training(
         au_run, ee_run, data, out / "along_training.jsonl", config, splits, **shared
@@ -129,16 +156,8 @@ def run_all(
     )
     for outcome in subsets:
         log(f"probing: subsets {_subset_text(outcome)}")
-    tsne = tsne_points(
-        data,
-        out,
-        mn_run=mn_run,
-        au_run=au_run,
-        ee_run=ee_run,
-        probe_config=replace(config, pairing="instruction"),
-        seed=config.seed,
-        **shared,
-    )
+    baseline = replace(config, pairing="instruction")
+    tsne = tsne_points(data, out, mn_run, au_run, ee_run, baseline, seed=config.seed, **shared)
     log(f"probing: t-SNE {', '.join(str(p) for p in tsne.points.values())}")
     for name, reason in tsne.skipped.items():
         log(f"probing: t-SNE of {name} SKIPPED ({reason})")

@@ -29,6 +29,10 @@ from mirror_align.eval.loading import load_run, resolve_checkpoint, run_from_con
 from mirror_align.eval.metrics_log import MetricRecord, read_metrics
 from mirror_align.train.checkpoint import list_checkpoints, load_config
 
+# (kind "au" or "ee", resolved run folder, step): one checkpoint's model (see checkpoint_key).
+Checkpoint = tuple[str, str, int]
+KINDS = ("au", "ee")
+
 # Probes cheap enough for every checkpoint: pairing by episode, 256-d, at most 50 epochs.
 _CHEAP_PROBE = ProbeConfig(pairing="episode", dim=256, max_epochs=50, progress=False)
 
@@ -74,27 +78,64 @@ def au_clip_frames(run_dir: str | Path) -> int:
     return int(load_config(folder)["experiment"]["au"]["num_frames"])
 
 
+def checkpoint_key(kind: str, run_dir: str | Path, step: int) -> Checkpoint:
+    """The :data:`Checkpoint` of a run's model ``kind`` at ``step`` (the folder resolved, so that
+    two spellings of one run are one checkpoint)."""
+    return (kind, str(Path(run_dir).resolve()), int(step))
+
+
 class FeatureStore:
-    """Representations per (model kind, run, step) over one :class:`EpisodeSet`, each computed once."""
+    """Representations per (model kind, run, step) over one :class:`EpisodeSet`, each computed once.
+
+    :meth:`prefetch` computes many checkpoints in one batch-major pass (``workers`` processes);
+    the experiments then read them from the memo."""
 
     def __init__(
-        self, episodes: EpisodeSet, batch_size: int = 32, *, progress: bool = True
+        self,
+        episodes: EpisodeSet,
+        batch_size: int = 32,
+        *,
+        progress: bool = True,
+        workers: int = 1,
+        cache: bool | None = None,
     ) -> None:
         self.episodes = episodes
         self.batch_size = batch_size
         self.progress = progress
-        self._memo: dict[tuple[str, str, int], np.ndarray] = {}
+        self.workers = workers
+        self.cache = episodes.cache if cache is None else cache  # the workers' EpisodeSet
+        self._memo: dict[Checkpoint, np.ndarray] = {}
+
+    def prefetch(self, wanted: Sequence[Checkpoint]) -> None:
+        """Compute every checkpoint of ``wanted`` (:func:`checkpoint_key`) not yet held, batch by
+        batch over all of them (:func:`mirror_align.pipeline.probing.extract.extract_checkpoints`)."""
+        from mirror_align.pipeline.probing.extract import extract_checkpoints
+
+        missing = [c for c in dict.fromkeys(wanted) if c not in self._memo]
+        if missing:
+            self._memo.update(
+                extract_checkpoints(
+                    self.episodes,
+                    missing,
+                    self.batch_size,
+                    workers=self.workers,
+                    cache=self.cache,
+                    progress=self.progress,
+                )
+            )
 
     def representations(
         self, kind: str, run_dir: str | Path, step: int, module: nn.Module | None = None
     ) -> np.ndarray:
         """``u [N, du]`` (kind "au") or ``e [N, de]`` (kind "ee") of a run's checkpoint ``step``;
         ``module`` skips loading when the caller already holds that checkpoint's model."""
-        key = (kind, str(Path(run_dir).resolve()), int(step))
-        if key not in self._memo:
-            model = module if module is not None else load_module(run_dir, step, kind)
+        key = checkpoint_key(kind, run_dir, step)
+        if key not in self._memo and module is not None:
             extract = au_representations if kind == "au" else ee_representations
-            self._memo[key] = extract(model, self.episodes, self.batch_size, progress=self.progress)
+            self._memo[key] = extract(
+                module, self.episodes, self.batch_size, progress=self.progress
+            )
+        self.prefetch([key])
         return self._memo[key]
 
     def features(
@@ -115,11 +156,16 @@ def open_store(
     cache: bool = True,
     batch_size: int = 32,
     progress: bool = True,
+    workers: int = 1,
 ) -> FeatureStore:
     """A :class:`FeatureStore` over the successful episodes of ``splits`` (None: all) of
-    ``dataset``, with the AU run's clip length."""
-    episodes = EpisodeSet(str(dataset), splits, au_clip_frames(au_run), cache=cache)
-    return FeatureStore(episodes, batch_size, progress=progress)
+    ``dataset``, with the AU run's clip length; ``workers`` processes extract features.
+
+    ``cache`` decodes the episodes into memory once: here with one worker, else in each worker
+    (this process then reads only their keys)."""
+    here = cache and workers == 1
+    episodes = EpisodeSet(str(dataset), splits, au_clip_frames(au_run), cache=here)
+    return FeatureStore(episodes, batch_size, progress=progress, workers=workers, cache=cache)
 
 
 def existing_records(path: Path, run: str) -> list[MetricRecord]:

@@ -17,7 +17,9 @@ from mirror_align.align.probe import ProbeConfig, probe
 from mirror_align.errors import UserInputError
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics
 from mirror_align.pipeline.probing.common import (
+    Checkpoint,
     FeatureStore,
+    checkpoint_key,
     default_probe_config,
     existing_records,
     open_store,
@@ -80,6 +82,31 @@ def _checkpoint_pairs(au_run: str | Path, ee_run: str | Path) -> list[Checkpoint
     return pair_checkpoints(au_steps, ee_steps)
 
 
+def _outcome_so_far(
+    au_run: str | Path, ee_run: str | Path, out_jsonl: Path
+) -> AlongTrainingOutcome:
+    """The pairs of the two runs, those whose every metric is already in ``out_jsonl`` skipped."""
+    name = pair_name(au_run, ee_run)
+    pairs = _checkpoint_pairs(au_run, ee_run)
+    have: dict[int, set[str]] = {}
+    for record in existing_records(out_jsonl, name):
+        have.setdefault(record.step, set()).add(record.metric)
+    done = [p.step for p in pairs if have.get(p.step, set()) >= set(ALONG_TRAINING_METRICS)]
+    return AlongTrainingOutcome(name, pairs, done)
+
+
+def along_training_needs(
+    au_run: str | Path, ee_run: str | Path, out_jsonl: str | Path
+) -> list[Checkpoint]:
+    """The checkpoints whose features :func:`probe_along_training` will read (its pairs not yet
+    complete in ``out_jsonl``), for :meth:`FeatureStore.prefetch`."""
+    outcome = _outcome_so_far(au_run, ee_run, Path(out_jsonl))
+    todo = [p for p in outcome.pairs if p.step not in outcome.skipped_steps]
+    return [checkpoint_key("au", au_run, p.au_step) for p in todo] + [
+        checkpoint_key("ee", ee_run, p.ee_step) for p in todo
+    ]
+
+
 def probe_along_training(
     au_run: str | Path,
     ee_run: str | Path,
@@ -101,19 +128,16 @@ def probe_along_training(
     """
     config = probe_config or default_probe_config()
     out_jsonl = Path(out_jsonl)
-    name = pair_name(au_run, ee_run)
-    pairs = _checkpoint_pairs(au_run, ee_run)
-    have: dict[int, set[str]] = {}
-    for record in existing_records(out_jsonl, name):
-        have.setdefault(record.step, set()).add(record.metric)
-    done = [p.step for p in pairs if have.get(p.step, set()) >= set(ALONG_TRAINING_METRICS)]
-    outcome = AlongTrainingOutcome(name, pairs, done)
-    todo = [p for p in pairs if p.step not in done]
+    outcome = _outcome_so_far(au_run, ee_run, out_jsonl)
+    todo = [p for p in outcome.pairs if p.step not in outcome.skipped_steps]
     if not todo:
         return outcome
     if store is None:
         store = open_store(dataset, au_run, splits, progress=progress)
+    # Every pair's checkpoints in one batch-major pass (a no-op for those already held).
+    store.prefetch(along_training_needs(au_run, ee_run, out_jsonl))
     split_label = "all" if splits is None else "+".join(splits)
+    name = outcome.run
     for pair in tqdm(todo, desc="probe along training", unit="ckpt", disable=not progress):
         features = store.features(au_run, pair.au_step, ee_run, pair.ee_step)
         if splits is not None:

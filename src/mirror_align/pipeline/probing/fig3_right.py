@@ -19,7 +19,9 @@ from mirror_align.eval.features import EpisodeFeatures
 from mirror_align.eval.loading import resolve_checkpoint
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics
 from mirror_align.pipeline.probing.common import (
+    Checkpoint,
     FeatureStore,
+    checkpoint_key,
     default_probe_config,
     existing_records,
     open_store,
@@ -133,6 +135,41 @@ def probe_subset_comparison(
     return ComparisonOutcome(comparison, "written", sizes, result.n_per_subset, means)
 
 
+def _settled(
+    au_run: str | Path, ee_run: str | Path, out_jsonl: Path, split: str
+) -> tuple[tuple[int, int], dict[str, Path], dict[str, ComparisonOutcome]]:
+    """The latest (AU step, EE step), each comparison's outcome file, and the outcomes of the
+    comparisons settled without probing (already in ``out_jsonl``, or no outcome file)."""
+    name = pair_name(au_run, ee_run)
+    au_step, _ = resolve_checkpoint(au_run)
+    ee_step, _ = resolve_checkpoint(ee_run)
+    sources = {
+        "au": Path(au_run) / "eval" / f"recognition_{split}_step{au_step}.json",
+        "ee": Path(ee_run) / "eval" / f"rollouts_{split}_step{ee_step}.json",
+    }
+    present = {r.split for r in existing_records(out_jsonl, name) if r.metric == SUBSET_METRIC}
+    outcomes: dict[str, ComparisonOutcome] = {}
+    for comparison, path in sources.items():
+        if set(SUBSET_COMPARISONS[comparison]) <= present:
+            outcomes[comparison] = ComparisonOutcome(comparison, "present")
+        elif not path.is_file():
+            outcomes[comparison] = ComparisonOutcome(
+                comparison, "missing", reason=f"{path} not found (run `mirror-align evaluate`)"
+            )
+    return (au_step, ee_step), sources, outcomes
+
+
+def success_subsets_needs(
+    au_run: str | Path, ee_run: str | Path, out_jsonl: str | Path, split: str = "test"
+) -> list[Checkpoint]:
+    """The checkpoints whose features :func:`probe_success_subsets` will read (none when every
+    comparison is settled without probing), for :meth:`FeatureStore.prefetch`."""
+    (au_step, ee_step), sources, outcomes = _settled(au_run, ee_run, Path(out_jsonl), split)
+    if len(outcomes) == len(sources):
+        return []
+    return [checkpoint_key("au", au_run, au_step), checkpoint_key("ee", ee_run, ee_step)]
+
+
 def probe_success_subsets(
     au_run: str | Path,
     ee_run: str | Path,
@@ -157,21 +194,7 @@ def probe_success_subsets(
     config = probe_config or default_probe_config()
     out_jsonl = Path(out_jsonl)
     name = pair_name(au_run, ee_run)
-    au_step, _ = resolve_checkpoint(au_run)
-    ee_step, _ = resolve_checkpoint(ee_run)
-    sources = {
-        "au": Path(au_run) / "eval" / f"recognition_{split}_step{au_step}.json",
-        "ee": Path(ee_run) / "eval" / f"rollouts_{split}_step{ee_step}.json",
-    }
-    present = {r.split for r in existing_records(out_jsonl, name) if r.metric == SUBSET_METRIC}
-    outcomes: dict[str, ComparisonOutcome] = {}
-    for comparison, path in sources.items():
-        if set(SUBSET_COMPARISONS[comparison]) <= present:
-            outcomes[comparison] = ComparisonOutcome(comparison, "present")
-        elif not path.is_file():
-            outcomes[comparison] = ComparisonOutcome(
-                comparison, "missing", reason=f"{path} not found (run `mirror-align evaluate`)"
-            )
+    (au_step, ee_step), sources, outcomes = _settled(au_run, ee_run, out_jsonl, split)
     todo = [c for c in sources if c not in outcomes]
     if todo:
         if store is None:

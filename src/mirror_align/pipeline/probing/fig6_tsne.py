@@ -29,7 +29,10 @@ from mirror_align.errors import UserInputError
 from mirror_align.eval.features import EpisodeFeatures
 from mirror_align.eval.loading import load_run, resolve_checkpoint
 from mirror_align.pipeline.probing.common import (
+    KINDS,
+    Checkpoint,
     FeatureStore,
+    checkpoint_key,
     default_probe_config,
     open_store,
     pair_name,
@@ -189,8 +192,7 @@ def tsne_points(
         jobs.append((pair_name(au_run, ee_run), au_run, project_pair))
     outcome = TsneOutcome()
     for name, clip_run, project in jobs:
-        path = out_dir / f"tsne_{name}.npz"
-        note = out_dir / f"tsne_{name}{SKIPPED_SUFFIX}"
+        path, note = _files(out_dir, name)
         if not overwrite and (path.is_file() or note.is_file()):
             _record_existing(outcome, name, path, note)
             continue
@@ -198,6 +200,37 @@ def tsne_points(
             store = open_store(dataset, clip_run, None, progress=progress)
         _embed(outcome, name, project(store), path, note, seed, perplexity)
     return outcome
+
+
+def _files(out_dir: Path, name: str) -> tuple[Path, Path]:
+    """The points file and the skipped note of run ``name``."""
+    return out_dir / f"tsne_{name}.npz", out_dir / f"tsne_{name}{SKIPPED_SUFFIX}"
+
+
+def tsne_needs(
+    out_dir: str | Path,
+    mn_run: str | Path | None = None,
+    au_run: str | Path | None = None,
+    ee_run: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+) -> list[Checkpoint]:
+    """The checkpoints whose features :func:`tsne_points` (same arguments) will read: the latest
+    of each run whose points file or note is not yet in ``out_dir`` (for
+    :meth:`FeatureStore.prefetch`)."""
+    out_dir = Path(out_dir)
+
+    def pending(name: str) -> bool:
+        return overwrite or not any(f.is_file() for f in _files(out_dir, name))
+
+    wanted = []
+    if mn_run is not None and pending(Path(mn_run).name):
+        step, _ = resolve_checkpoint(mn_run)
+        wanted += [checkpoint_key(kind, mn_run, step) for kind in KINDS]
+    if au_run is not None and ee_run is not None and pending(pair_name(au_run, ee_run)):
+        for kind, run in (("au", au_run), ("ee", ee_run)):
+            wanted.append(checkpoint_key(kind, run, resolve_checkpoint(run)[0]))
+    return wanted
 
 
 def _embed(
