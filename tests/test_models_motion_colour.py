@@ -71,17 +71,54 @@ def test_motion_histogram_sees_the_colour_of_what_moves():
     assert tokens.shape == (1, len(GATES), 8)
 
 
+def square_in_column(colour: tuple[float, float, float], col: int) -> torch.Tensor:
+    """``[1, 3, 4, 16, 16]``: a 3x3 square of ``colour`` that moves down in columns col..col+2."""
+    x = torch.full((1, 3, 4, 16, 16), 0.5)
+    for t in range(4):
+        x[0, :, t, 3 * t : 3 * t + 3, col : col + 3] = torch.tensor(colour).view(3, 1, 1)
+    return x
+
+
+def test_colour_moments_tell_where_a_colour_moves():
+    module = MotionColourTokens(width=8, bins=3, gate_size=16, moments=True)
+    with torch.no_grad():  # red, green and a prototype no pixel is near
+        module.prototypes.copy_(
+            torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-9.0, -9.0, -9.0]])
+        )
+        module.log_beta.fill_(3.0)
+    left = module.histograms(square_in_column((1.0, 0.0, 0.0), 1))
+    right = module.histograms(square_in_column((1.0, 0.0, 0.0), 12))
+    assert left.shape == (1, len(GATES), 9)  # histogram, mean x, mean y per bin
+    # The histograms alone cannot tell the two clips apart...
+    assert torch.allclose(left[..., :3], right[..., :3], atol=1e-4)
+    # ...the red bin's mean x can: image x in [-1, 1], column 2 is at -0.73, column 13 at +0.73.
+    motion, red_x, red_y, empty_x = GATES.index("since_start"), 3, 6, 5
+    assert left[0, motion, red_x] < -0.5 and right[0, motion, red_x] > 0.5
+    # The same square moving along rows instead of columns: the mean y tells top from bottom.
+    top = module.histograms(square_in_column((1.0, 0.0, 0.0), 1).transpose(-1, -2))
+    bottom = module.histograms(square_in_column((1.0, 0.0, 0.0), 12).transpose(-1, -2))
+    assert top[0, motion, red_y] < -0.5 and bottom[0, motion, red_y] > 0.5
+    # A bin with no mass has its mean shrunk to the centre instead of dividing by ~0.
+    assert left[0, :, empty_x].abs().max() < 1e-3
+    assert module(square_in_column((1.0, 0.0, 0.0), 1)).shape == (1, len(GATES), 8)
+
+
 def test_colour_tokens_switch_changes_outputs_but_not_u_shape():
     b = random_au_batch(4, len(TABLE), 4, 32, torch.Generator().manual_seed(0))
     outputs = {}
-    for on in (False, True):
+    for on, moments in ((False, False), (True, False), (True, True)):
         torch.manual_seed(0)
-        cfg = dataclasses.replace(video_text_preset("tiny"), colour_tokens=on, colour_gate_size=8)
+        cfg = dataclasses.replace(
+            video_text_preset("tiny"), colour_tokens=on, colour_gate_size=8, colour_moments=moments
+        )
         model = VideoTextModel(cfg, TABLE, image_size=32).eval()
         assert (model.video.colour is not None) == on
-        outputs[on] = model.represent(b)
-        assert outputs[on].shape == (4, cfg.width)
-    assert not torch.allclose(outputs[False], outputs[True])
+        if on:  # the moments add each bin's mean x and y to the token's input
+            assert model.video.colour.proj[0].in_features == cfg.colour_bins * (3 if moments else 1)
+        outputs[on, moments] = model.represent(b)
+        assert outputs[on, moments].shape == (4, cfg.width)
+    assert not torch.allclose(outputs[False, False], outputs[True, False])
+    assert not torch.allclose(outputs[True, False], outputs[True, True])
     # The tokens take part in training: the loss reaches their parameters.
     model.train()
     model.loss(b).backward()

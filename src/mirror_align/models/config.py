@@ -105,6 +105,9 @@ class VideoTextConfig:
     # Colour-token variant: odd box size (pixels at colour_gate_size) of a fourth token pooled
     # around what moves between frames, for targets that do not move themselves; 0: no such token.
     colour_near_kernel: int = 0
+    # Colour-token variant: each token also carries every bin's weighted mean image position (x, y),
+    # so that "left tap" vs "right tap" (where the motion is, relative to the scene) is visible.
+    colour_moments: bool = False
     # The instruction encoder.
     text: TextConfig = field(default_factory=TextConfig)
     # Suggested batch size at this scale (benchmarks use it; training uses train.batch_size).

@@ -31,6 +31,8 @@ from torch import nn
 GATES: tuple[str, ...] = ("since_start", "until_end", "first_frame")
 # The optional fourth gate (``near_kernel`` > 0): around what moves between consecutive frames.
 NEAR_GATE = "near_motion"
+# Histogram mass below which a bin's mean position shrinks towards the image centre.
+MOMENT_EPS = 0.01
 
 
 def soft_colour_assignment(
@@ -72,22 +74,28 @@ def gate_weights(frames: torch.Tensor, near_kernel: int = 0) -> dict[str, torch.
 class MotionColourTokens(nn.Module):
     """Normalised frames ``[B, 3, T, H, W]`` -> one token per gate, ``[B, len(self.gates), width]``."""
 
-    def __init__(self, width: int, bins: int, gate_size: int, near_kernel: int = 0) -> None:
+    def __init__(
+        self, width: int, bins: int, gate_size: int, near_kernel: int = 0, *, moments: bool = False
+    ) -> None:
         super().__init__()
         self.gate_size = gate_size
         self.near_kernel = near_kernel
+        self.moments = moments
         self.gates = GATES + ((NEAR_GATE,) if near_kernel > 0 else ())
         # Prototypes spread over the normalised colour cube (about [-2, 2.6] per channel).
         g = torch.Generator().manual_seed(0)
         self.prototypes = nn.Parameter(torch.rand(bins, 3, generator=g) * 4.0 - 2.0)
         self.log_beta = nn.Parameter(torch.tensor(1.0))
-        self.proj = nn.ModuleList(nn.Linear(bins, width) for _ in self.gates)
+        per_gate = bins * (1 + 2 * moments)  # the histogram, then each bin's mean x and y
+        self.proj = nn.ModuleList(nn.Linear(per_gate, width) for _ in self.gates)
         # Tells the tokens apart (the owner's init_weights zeroes the biases of ``proj``).
         self.type_embedding = nn.Parameter(torch.randn(len(self.gates), width, generator=g) * 0.02)
         self.bins = bins
 
     def histograms(self, frames: torch.Tensor) -> torch.Tensor:
-        """Pooled soft colour histograms ``[B, len(self.gates), bins]`` (each row sums to 1)."""
+        """Pooled soft colour histograms ``[B, len(self.gates), bins]`` (each row sums to 1); with
+        ``moments`` also each bin's weighted mean image x and y in [-1, 1] (x right, y down), as
+        ``[B, len(self.gates), 3 * bins]`` (histogram, mean x, mean y)."""
         b, c, t, h, w = frames.shape
         if h != self.gate_size:
             x = F.adaptive_avg_pool2d(frames.reshape(b, c * t, h, w), self.gate_size)
@@ -96,10 +104,22 @@ class MotionColourTokens(nn.Module):
         assign = soft_colour_assignment(
             frames.permute(0, 2, 3, 4, 1), self.prototypes, self.log_beta
         )
-        stacked = torch.stack([weights[name] for name in self.gates], dim=1).flatten(2)  # [B, G, P]
-        return stacked @ assign.flatten(1, 3)  # [B, G, P] @ [B, P, K] -> [B, G, K]
+        stacked = torch.stack([weights[name] for name in self.gates], dim=1)  # [B, G, T, g, g]
+        assign = assign.flatten(1, 3)  # [B, P, K]
+        hist = stacked.flatten(2) @ assign  # [B, G, P] @ [B, P, K] -> [B, G, K]
+        if not self.moments:
+            return hist
+        # Where each colour is (first frame) or moved (motion gates): "the left tap", "the top
+        # drawer" and "the middle of the rack" are positions relative to other objects, which a
+        # histogram cannot tell apart. The mean shrinks to 0 for a bin with little mass (<< EPS).
+        axis = torch.linspace(-1.0, 1.0, self.gate_size, device=frames.device)
+        x_moment = (stacked * axis).flatten(2) @ assign
+        y_moment = (stacked * axis[:, None]).flatten(2) @ assign
+        return torch.cat([hist, x_moment / (hist + MOMENT_EPS), y_moment / (hist + MOMENT_EPS)], -1)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        hist = self.histograms(frames) * self.bins  # a uniform histogram maps to ones
-        tokens = torch.stack([proj(hist[:, i]) for i, proj in enumerate(self.proj)], dim=1)
+        feats = self.histograms(frames)
+        # A uniform histogram maps to ones; the means are already O(1).
+        feats = torch.cat([feats[..., : self.bins] * self.bins, feats[..., self.bins :]], -1)
+        tokens = torch.stack([proj(feats[:, i]) for i, proj in enumerate(self.proj)], dim=1)
         return tokens + self.type_embedding

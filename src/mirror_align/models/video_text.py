@@ -43,7 +43,11 @@ class VideoEncoder(nn.Module):
         # Not ViCLIP: a CPU-scale stand-in for pretrained features (VideoTextConfig.colour_tokens).
         self.colour = (
             MotionColourTokens(
-                cfg.width, cfg.colour_bins, cfg.colour_gate_size, cfg.colour_near_kernel
+                cfg.width,
+                cfg.colour_bins,
+                cfg.colour_gate_size,
+                cfg.colour_near_kernel,
+                moments=cfg.colour_moments,
             )
             if cfg.colour_tokens
             else None
