@@ -30,6 +30,7 @@ ID_CLIPS = (700, 100, 100, 100)  # so the exact-id ceiling is 1 - 100 / 1000
 CEILING = 0.9
 BY_TEXT_GAIN = 0.05  # the wrong clips predicted as the id that reads like the truth
 COLOUR_OFF = -0.10  # what the AU run without colour tokens loses, by construction
+MOMENTS_OFF = -0.04  # what the AU run without colour moments loses, by construction
 
 
 def recognition(method: str, seed: int, task_index: int, mn_gain: float) -> float:
@@ -74,8 +75,9 @@ def _run_entry(
     *,
     multi=False,
     colour=True,
+    moments=None,
 ):
-    return {
+    entry = {
         "name": name,
         "method": method,
         "seed": seed,
@@ -86,6 +88,9 @@ def _run_entry(
         "multi_positive": multi,
         "colour_tokens": colour,
     }
+    if moments is not None:  # older manifests have no colour_moments
+        entry["colour_moments"] = moments
+    return entry
 
 
 def _write_eval(root: Path, name: str, method: str, seed: int, mn_gain: float, offset: float = 0.0):
@@ -131,7 +136,8 @@ def write_fake_reproduce(
     colour_ablation: bool = True,
 ) -> Path:
     """Write the folder at ``root``; returns ``root``. ``colour_ablation`` adds the beyond AU run
-    without colour tokens (``au_no_colour_s0``, ``COLOUR_OFF`` below ``au_s0``)."""
+    without colour tokens (``au_no_colour_s0``, ``COLOUR_OFF`` below ``au_s0``) and the one
+    without colour moments (``au_no_moments_s0``, ``MOMENTS_OFF`` below)."""
     root.mkdir(parents=True, exist_ok=True)
     runs = _write_runs(root, seeds, mn_gain, ablation=ablation, colour=colour_ablation)
     (root / "manifest.json").write_text(
@@ -172,6 +178,8 @@ def _write_runs(
     if colour:
         runs.append(_run_entry("au_no_colour_s0", "au", 0, "beyond", colour=False))
         _write_eval(root, "au_no_colour_s0", "au", 0, mn_gain, offset=COLOUR_OFF)
+        runs.append(_run_entry("au_no_moments_s0", "au", 0, "beyond", moments=False))
+        _write_eval(root, "au_no_moments_s0", "au", 0, mn_gain, offset=MOMENTS_OFF)
     return runs
 
 

@@ -24,6 +24,7 @@ from report_fixtures import (
     BY_TEXT_GAIN,
     CLIPS,
     COLOUR_OFF,
+    MOMENTS_OFF,
     SEEDS,
     TASKS,
     recognition,
@@ -135,21 +136,25 @@ def test_records_without_clip_counts_leave_per_task_errors_unknown(tmp_path):
     assert f"mirror-align evaluate {root / 'runs' / '<run>'}" in table1
 
 
-def test_beyond_ablates_the_colour_tokens(two_seeds):
+def test_beyond_ablates_the_colour_tokens_and_their_moments(two_seeds):
     _, md = two_seeds
     beyond = _section(md, "Beyond the paper")
-    with_, without = _result("au", 0), _result("au", 0, COLOUR_OFF)
-    for label, value, se in (
-        ("exact id", lambda r: r.mean, lambda r: r.stderr),
-        ("by text", lambda r: r.mean_text, lambda r: r.stderr_text),
+    for ablated, run, offset in (
+        ("colour tokens", "au_no_colour_s0", COLOUR_OFF),
+        ("colour moments", "au_no_moments_s0", MOMENTS_OFF),
     ):
-        diff = f"{100 * (value(with_) - value(without)):+.1f}"
-        row = (
-            f"| {label} | {_pct(value(with_))} ± {_pct(se(with_))} | "
-            f"{_pct(value(without))} ± {_pct(se(without))} | {diff} | 0 | au_s0 / au_no_colour_s0 |"
-        )
-        assert row in beyond
-    assert diff == f"{-100 * COLOUR_OFF:+.1f}"
+        with_, without = _result("au", 0), _result("au", 0, offset)
+        for label, value, se in (
+            ("exact id", lambda r: r.mean, lambda r: r.stderr),
+            ("by text", lambda r: r.mean_text, lambda r: r.stderr_text),
+        ):
+            diff = f"{100 * (value(with_) - value(without)):+.1f}"
+            row = (
+                f"| {ablated} | {label} | {_pct(value(with_))} ± {_pct(se(with_))} | "
+                f"{_pct(value(without))} ± {_pct(se(without))} | {diff} | 0 | au_s0 / {run} |"
+            )
+            assert row in beyond
+        assert diff == f"{-100 * offset:+.1f}"
     # the MN variants' table lists only the MN runs
     assert "| au_no_colour_s0 | " not in beyond and "| mn_mlp_s0 | " in beyond
 
@@ -170,13 +175,19 @@ def test_colour_ablation_absent_or_not_evaluated(tmp_path):
 def test_plan_flips_the_colour_tokens_in_one_beyond_au_run(tmp_path):
     """The run list's one home (pipeline/manifest.py): the AU with ``au.colour_tokens`` flipped,
     recorded in the manifest and applied by ``configure``; older manifests keep the base value."""
-    for setting, name in (("false", "au_colour_s0"), ("true", "au_no_colour_s0")):
+    for setting, names in (
+        ("false", ["au_colour_s0"]),
+        ("true", ["au_no_colour_s0", "au_no_moments_s0"]),
+    ):
         base = load_experiment("tiny", [f"au.colour_tokens={setting}"])
         runs = plan_runs(base, [0, 1], ablation=True)
         beyond_au = [r for r in runs if r.group == "beyond" and r.method == "au"]
-        assert [r.name for r in beyond_au] == [name]
+        assert [r.name for r in beyond_au] == names
         flipped = beyond_au[0].configure(base).au.colour_tokens
         assert flipped is (setting == "false")
+        if setting == "true":  # the second one keeps the tokens and drops their moments
+            au = beyond_au[1].configure(base).au
+            assert au.colour_tokens and not au.colour_moments and base.au.colour_moments
         main_au = next(r for r in runs if r.name == "au_s1")
         assert main_au.configure(base).au.colour_tokens is (setting == "true")
     assert not any(r.method == "au" for r in plan_runs(base, [0], ablation=False)[3:])

@@ -68,10 +68,11 @@ def test_reproduce_tiny_with_ablation(tmp_path) -> None:
         assert all(_measured(row[i]) for i in (2, 3, 5, 6)), row
 
     # tiny has au.colour_tokens off: au_colour_s0 is the run with them, au_s0 the one without
-    colour = {row[0]: row for row in table_rows(markdown, "*Beyond the paper: the AU's")}
+    colour = {row[1]: row for row in table_rows(markdown, "*Beyond the paper: the AU's")}
     assert set(colour) == {"exact id", "by text"}
     for row in colour.values():
-        with_tokens, without, diff = (cell.split(" ± ")[0] for cell in row[1:4])
+        assert row[0] == "colour tokens", row
+        with_tokens, without, diff = (cell.split(" ± ")[0] for cell in row[2:5])
         assert _measured(with_tokens) and _measured(without), row
         assert abs(float(diff) - (float(with_tokens) - float(without))) <= 0.11, row
-        assert row[5] == "au_colour_s0 / au_s0", row
+        assert row[6] == "au_colour_s0 / au_s0", row

@@ -31,6 +31,8 @@ class RunSpec:
     # au.colour_tokens of the run (a CPU-scale stand-in, docs/models.md); None: the base config's
     # (manifests written before the field existed).
     colour_tokens: bool | None = None
+    # au.colour_moments of the run; None: the base config's.
+    colour_moments: bool | None = None
 
     def configure(self, base: ExperimentConfig) -> ExperimentConfig:
         """The base config with this run's seed, aligner settings and AU colour tokens."""
@@ -49,6 +51,8 @@ class RunSpec:
         au = base.au
         if self.colour_tokens is not None:
             au = replace(au, colour_tokens=self.colour_tokens)
+        if self.colour_moments is not None:
+            au = replace(au, colour_moments=self.colour_moments)
         return replace(base, seed=self.seed, align=align, train=train, au=au)
 
 
@@ -59,7 +63,8 @@ def plan_runs(
     (:data:`~mirror_align.constants.ABLATION_PAIRINGS` x ``ABLATION_TAUS``) and the beyond-the-paper
     runs, both at the first seed: multi-positive loss and MLP projector (MN), and the AU with
     ``au.colour_tokens`` flipped, which ablates that deviation from ViCLIP against the main AU
-    run (``au_no_colour_s<seed>`` where the preset has the tokens on, else ``au_colour_s<seed>``)."""
+    run (``au_no_colour_s<seed>`` where the preset has the tokens on, else ``au_colour_s<seed>``);
+    where the tokens carry their colour moments, also the AU without them (``au_no_moments``)."""
     a, colour = config.align, config.au.colour_tokens
     runs = []
     if main:
@@ -88,6 +93,11 @@ def plan_runs(
             runs.append(
                 RunSpec(f"{name}_s{first}", method, first, "beyond", a.pairing, a.tau, *rest)
             )
+        if colour and config.au.colour_moments:
+            runs.append(
+                RunSpec(f"au_no_moments_s{first}", "au", first, "beyond", a.pairing, a.tau,
+                        a.projector, False, colour_tokens=True, colour_moments=False)
+            )  # fmt: skip
     return runs
 
 

@@ -154,9 +154,18 @@ def _recognition(
     return fmt_pm(value, metrics.recognition_se(metric, "all")), value
 
 
+def _with_without(info: RunInfo, ref: RunInfo | None) -> tuple[str, RunInfo | None, RunInfo | None]:
+    """(what a ``beyond`` AU run ablates, the run with it, the run without it) against ``ref``, the
+    main AU run of its seed."""
+    if info.colour_tokens and info.colour_moments is False:
+        return "colour moments", ref, info
+    return ("colour tokens", *((info, ref) if info.colour_tokens else (ref, info)))
+
+
 def colour_token_table(inputs: ReportInputs) -> Table | Missing:
-    """The AU with ``au.colour_tokens`` flipped (the ``beyond`` AU run) vs the main AU run of the
-    same seed: recognition by exact id and by text with and without the tokens, and the difference.
+    """The ``beyond`` AU runs vs the main AU run of the same seed: the AU with ``au.colour_tokens``
+    flipped and, where the preset's tokens carry them, without ``au.colour_moments``; recognition
+    by exact id and by text with and without each, and the difference.
 
     The tokens are not ViCLIP's: a CPU-scale stand-in for its pretrained video features
     (``models/motion_colour.py``, docs/models.md), so they are ablated here.
@@ -171,7 +180,7 @@ def colour_token_table(inputs: ReportInputs) -> Table | Missing:
     rows = []
     for info in runs:
         ref = next((r for r in inputs.group("main", "au") if r.seed == info.seed), None)
-        with_run, without_run = (info, ref) if info.colour_tokens else (ref, info)
+        ablated, with_run, without_run = _with_without(info, ref)
         names = " / ".join("-" if r is None else r.name for r in (with_run, without_run))
         for metric, label in ((RECOGNITION, "exact id"), (RECOGNITION_TEXT, "by text")):
             with_cell, with_value = _recognition(inputs, with_run, metric)
@@ -181,11 +190,12 @@ def colour_token_table(inputs: ReportInputs) -> Table | Missing:
                 if with_value is None or without_value is None
                 else fmt(with_value - without_value, signed=True)
             )
-            rows.append([label, with_cell, without_cell, diff, str(info.seed), names])
+            rows.append([ablated, label, with_cell, without_cell, diff, str(info.seed), names])
     headers = [
+        "ablated",
         "AU recognition (task=all)",
-        "with colour tokens",
-        "without colour tokens",
+        "with",
+        "without",
         "Δ with − without",
         "training seed",
         "runs (with / without)",
@@ -193,7 +203,8 @@ def colour_token_table(inputs: ReportInputs) -> Table | Missing:
     notes = [
         "`au.colour_tokens`: motion-gated colour tokens added to the AU's ViT, a CPU-scale "
         "stand-in for ViCLIP's pretrained video features (docs/models.md); the paper's ViCLIP has "
-        "none. The `beyond` AU run flips the setting of the main AU run of the same seed. The "
+        "none. `au.colour_moments`: those tokens also carry each colour's mean image position. "
+        "Each `beyond` AU run changes one of them against the main AU run of the same seed. The "
         "other stand-ins listed there (e.g. `video_batch_norm`) are not ablated here.",
         "One training seed each, split "
         f"`{inputs.split}`, %; ± is the standard error from sampling the test clips (n/a without "

@@ -45,6 +45,7 @@ class RunInfo:
     projector: str | None = None
     multi_positive: bool | None = None
     colour_tokens: bool | None = None  # au.colour_tokens; None: not recorded (older manifests)
+    colour_moments: bool | None = None  # au.colour_moments; None: the preset's (or not recorded)
 
 
 @dataclass
@@ -155,6 +156,7 @@ def _parse_run(entry: Any, path: Path, index: int) -> RunInfo:
         projector=entry.get("projector"),
         multi_positive=entry.get("multi_positive"),
         colour_tokens=entry.get("colour_tokens"),
+        colour_moments=entry.get("colour_moments"),
     )
 
 
