@@ -115,7 +115,8 @@ class MotionColourTokens(nn.Module):
         axis = torch.linspace(-1.0, 1.0, self.gate_size, device=frames.device)
         x_moment = (stacked * axis).flatten(2) @ assign
         y_moment = (stacked * axis[:, None]).flatten(2) @ assign
-        return torch.cat([hist, x_moment / (hist + MOMENT_EPS), y_moment / (hist + MOMENT_EPS)], -1)
+        mass = hist + MOMENT_EPS
+        return torch.cat([hist, x_moment / mass, y_moment / mass], -1)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         feats = self.histograms(frames)

@@ -195,13 +195,15 @@ class KeyframePolicy(nn.Module):
                 centre, half = vv.zoom_box(centre, self.bounds, cfg.zoom_factor)
             size = self._size(stage)
             fill = cfg.view_fill if stage == 0 else cfg.zoom_fill
-            # Stage 0 renders the whole workspace: a function of the batch and these settings only.
+            # Stage 0 renders the whole workspace: a function of the batch and these settings only,
+            # so it can be shared; a zoomed render depends on this model's stage-1 point.
+            memo = renders if renders is not None and stage == 0 else {}
             key = (size, fill, self.views, tuple(self.bounds.tolist()))
-            pixels = renders.get(key) if renders is not None and stage == 0 else None
-            if pixels is None:
-                pixels = vv.render(ctx["points"], ctx["rgb"], centre, half, self.views, size, fill)
-            if renders is not None and stage == 0:
-                renders[key] = pixels
+            if key not in memo:
+                memo[key] = vv.render(
+                    ctx["points"], ctx["rgb"], centre, half, self.views, size, fill
+                )
+            pixels = memo[key]
         else:
             pixels = ctx["pixels"]
         pixels = self.backbone.pixel_features(pixels)  # + the colour code (colour_bins)
