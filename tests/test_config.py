@@ -55,3 +55,11 @@ def test_bad_override_and_missing_file(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(UserInputError, match="mapping"):
         load_yaml(tmp_path / "list.yaml")
+
+
+def test_exponent_without_dot_is_a_number():
+    # PyYAML (YAML 1.1) reads "4e-3" as a string; a float field takes it as the number it spells.
+    data = apply_overrides({}, ["inner.lr=4e-3"])
+    assert config_from_dict(Outer, data).inner.lr == pytest.approx(0.004)
+    with pytest.raises(UserInputError, match="config.inner.lr: expected a number, got 'nan'"):
+        config_from_dict(Outer, apply_overrides({}, ["inner.lr=nan"]))

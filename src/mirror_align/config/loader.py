@@ -7,6 +7,7 @@ Every artifact saves the config it was made with (``config_to_dict`` → ``confi
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -65,6 +66,15 @@ def _coerce_sequence(value: Any, annotation: Any, where: str) -> list[Any] | tup
     return items if typing.get_origin(annotation) is list else tuple(items)
 
 
+def _float_or_same(text: str) -> float | str:
+    """``text`` as a float when it spells a finite number in exponent form, else ``text``."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", text.strip()) else text
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check ``value`` against ``annotation`` (dataclass, Optional, Literal, list, tuple, scalar)."""
     origin = typing.get_origin(annotation)
@@ -81,6 +91,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         return value
     if origin in (list, tuple):
         return _coerce_sequence(value, annotation, where)
+    if annotation is float and isinstance(value, str):
+        # PyYAML reads YAML 1.1, where "4e-3" (no dot) is a string; YAML 1.2 and every user read
+        # it as a number.
+        value = _float_or_same(value)
     if annotation in _SCALARS:
         fits, expected = _SCALARS[annotation]
         if not fits(value):
