@@ -107,6 +107,20 @@ def test_failed_demos_are_recorded_counted_and_excluded(tmp_path, capsys, monkey
     assert len(AUClipDataset(str(out), "train", include_failed=True)) == 4
 
 
+def test_a_user_error_inside_a_demo_stays_one_line(tmp_path, capsys, monkeypatch):
+    import mirror_align.data.generate as generate
+    from mirror_align.errors import UserInputError
+
+    def bad_input(*args, **kwargs):  # fault injection: an input error found while rendering
+        raise UserInputError("image_size: 7 is too small; use 32 or more")
+
+    monkeypatch.setattr(generate, "run_expert", bad_input)
+    assert _generate(tmp_path / "bench", 1) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("image_size: 7 is too small; use 32 or more")
+    assert not any("RuntimeError" in line or "Traceback" in line for line in err)
+
+
 def test_unimplemented_task_lists_the_implemented_ones(tmp_path, capsys):
     missing = [t for t in TASK_NAMES if t not in implemented_tasks()]
     if not missing:

@@ -10,6 +10,7 @@ from torch import nn
 from mirror_align.data.loaders import EEKeyframeDataset
 from mirror_align.eval.keyframe_metrics import (
     KEYFRAME_METRICS,
+    STAGE1_METRICS,
     breakdown,
     keyframe_errors,
     predict_keyframes,
@@ -88,3 +89,41 @@ def test_predict_keyframes_on_a_real_dataset(tiny_sim_dataset):
     assert out["position_error_cm_median"] == pytest.approx(2.0, abs=1e-4)
     assert out["position_error_cm_z"] == pytest.approx(2.0, abs=1e-4)
     assert out["gripper_accuracy"] == 1.0
+
+
+def test_stage1_metrics_only_with_first_stage_points():
+    xyz = np.zeros((4, 3))
+    expert = _actions([[36, 20, 10]] * 4, xyz, np.ones((4, 2)))
+    # The final points are exact; the first stage missed by 0.5, 3, 8 and 20 cm.
+    stage1 = np.array([[0.005, 0, 0], [0, 0.03, 0], [0, 0, 0.08], [0.2, 0, 0]])
+    out = summarize(keyframe_errors(expert, expert, stage1=stage1))
+    assert set(out) == set(KEYFRAME_METRICS) | set(STAGE1_METRICS)
+    assert out["position_within_1cm"] == 1.0
+    assert out["stage1_position_error_cm_median"] == pytest.approx(5.5)
+    assert out["stage1_position_within_1cm"] == pytest.approx(0.25)
+    assert out["stage1_position_within_5cm"] == pytest.approx(0.5)
+    per = breakdown(keyframe_errors(expert, expert, stage1=stage1), ["a", "a", "b", "b"])
+    assert per["b"]["stage1_position_within_5cm"] == 0.0
+    assert "stage1_position_within_5cm" not in summarize(keyframe_errors(expert, expert))
+    with pytest.raises(ValueError, match=r"stage1 must be \[4, 3\]"):
+        keyframe_errors(expert, expert, stage1=np.zeros((3, 3)))
+
+
+class _TwoStage(_Offset):
+    """A stand-in two-stage policy: its first stage is 10 cm off along x, its output 2 cm up."""
+
+    def predict_stages(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        coarse = batch["action"][:, :3].clone()
+        coarse[:, 0] += 0.10
+        return self.predict(batch), coarse
+
+
+def test_predict_keyframes_reads_the_first_stage_of_a_two_stage_policy(tiny_sim_dataset):
+    dataset = EEKeyframeDataset(str(tiny_sim_dataset), "test")
+    assert predict_keyframes(_Offset(), dataset, batch_size=5).stage1 is None
+    pred = predict_keyframes(_TwoStage(), dataset, batch_size=5)
+    assert pred.stage1.shape == (len(dataset), 3)
+    out = summarize(keyframe_errors(pred.predicted, pred.expert, stage1=pred.stage1))
+    assert out["position_error_cm_median"] == pytest.approx(2.0, abs=1e-4)
+    assert out["stage1_position_error_cm_median"] == pytest.approx(10.0, abs=1e-4)
+    assert out["stage1_position_within_5cm"] == 0.0

@@ -39,6 +39,7 @@ def _write(root, name, step=100):
     for task, cm in (("open_drawer", 3.0), ("push_buttons", 1.0), ("all", 2.0)):
         records.append(MetricRecord(name, step, "test", task, "position_error_cm_median", cm, 0))
         records.append(MetricRecord(name, step, "test", task, "gripper_accuracy", 0.9, 0))
+        records.append(MetricRecord(name, step, "test", task, "stage1_position_within_5cm", 0.4, 0))
     records.append(
         MetricRecord(name, step, "test", "all", by_keyframe_metric("keyframe_count", 0), 7, 0)
     )
@@ -94,7 +95,8 @@ def test_keyframe_table_index_table_and_curve(folder):
     table = diagnostics.keyframe_table(folder)
     rows = {(r[0], r[1]): r for r in table.rows}
     assert rows[("open_drawer", "EE")][2] == "3.0" and rows[("all", "EE")][2] == "2.0"
-    assert rows[("all", "EE")][7] == "90.0"  # gripper %
+    header = dict(zip(table.headers, rows[("all", "EE")], strict=True))
+    assert header["gripper %"] == "90.0" and header["stage 1 ≤5 cm %"] == "40"
     index = diagnostics.keyframe_index_table(folder)
     assert index.rows[0][:4] == ["0", "EE", "7", "4.0"]
     assert diagnostics.keyframe_curve(folder)[:4] == b"\x89PNG"

@@ -19,6 +19,9 @@ from mirror_align.align.probe import ProbeConfig, check_probe_inputs, probe, sub
 from mirror_align.atomic import write_json_atomic
 from mirror_align.errors import UserInputError
 
+# Rows the smallest subset needs: equal-size subsampling below this leaves too few pairs to probe.
+MIN_SUBSET_ROWS = 8
+
 
 @dataclass
 class SubsetProbeResult:
@@ -73,8 +76,10 @@ def probe_subsets(
             )
         rows[name] = np.flatnonzero(mask)
     n = min(r.size for r in rows.values())
-    if n < 8:
-        raise UserInputError(f"probe_subsets: the smallest subset has {n} rows; need at least 8")
+    if n < MIN_SUBSET_ROWS:
+        raise UserInputError(
+            f"probe_subsets: the smallest subset has {n} rows; need at least {MIN_SUBSET_ROWS}"
+        )
     runs: list[dict[str, dict]] = []
     for r in tqdm(range(repeats), desc="subsets", unit="repeat", disable=not config.progress):
         rng = np.random.default_rng(config.seed + r)

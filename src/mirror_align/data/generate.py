@@ -148,6 +148,8 @@ class _Worker:
             self.envs[job.task] = make_env(job.task, image_size=self.image_size)
         try:
             episode = run_expert(self.envs[job.task], job, self.video_frames)
+        except UserInputError:
+            raise  # already one line naming what to fix
         except Exception as error:  # a scene that cannot be built is a task bug: say which one
             raise RuntimeError(
                 f"{job.task} variation {job.variation} seed {job.seed} ({job.split}): {error}"

@@ -282,6 +282,7 @@ def evaluate_run(
 KEYFRAME_COLUMNS = (
     ("kf median cm", "position_error_cm_median", 1.0),
     ("kf <=2cm %", "position_within_2cm", 100.0),
+    ("stage1 <=5cm %", "stage1_position_within_5cm", 100.0),
     ("yaw ±1 bin %", "rotation_within1_yaw", 100.0),
     ("gripper %", "gripper_accuracy", 100.0),
 )

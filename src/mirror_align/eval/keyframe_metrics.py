@@ -17,6 +17,11 @@ Metric names (``KEYFRAME_METRICS``), each a float:
 * ``rotation_within1_{roll,pitch,yaw}``: share within one bin (circular, so bin 0 and 71 are
   neighbours with 72 bins);
 * ``gripper_accuracy`` / ``collision_accuracy``: share of correct 0/1 flags.
+
+A policy with a coarse first stage (RVT-2/ARP's zoom-in: ``KeyframePolicy.predict_stages``) also
+gets ``STAGE1_METRICS``: the same position metrics of its first stage's point. They tell a miss of
+the target (stage 1 far off, the zoom stage cannot recover it) from imprecision (stage 1 close,
+the final point not within 1 cm); docs/models.md found the former dominates at the quick preset.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ KEYFRAME_METRICS: tuple[str, ...] = (
     "gripper_accuracy",
     "collision_accuracy",
 )
+# Position metrics of a two-stage policy's first-stage point (only for such policies).
+STAGE1_METRICS: tuple[str, ...] = (
+    "stage1_position_error_cm_median",
+    *(f"stage1_position_within_{cm}cm" for cm in WITHIN_CM),
+)
 
 
 @dataclass
@@ -48,13 +58,15 @@ class KeyframeErrors:
     """Per-keyframe errors of N predicted keyframes against the expert's.
 
     ``position_cm [N, 3]`` absolute per-axis error (cm); ``rotation_bin_distance [N, 3]`` circular
-    distance in bins per Euler angle; ``gripper_correct [N]`` and ``collision_correct [N]`` bools.
+    distance in bins per Euler angle; ``gripper_correct [N]`` and ``collision_correct [N]`` bools;
+    ``stage1_cm [N]`` the first stage's 3D error (cm) of a two-stage policy, else None.
     """
 
     position_cm: np.ndarray
     rotation_bin_distance: np.ndarray
     gripper_correct: np.ndarray
     collision_correct: np.ndarray
+    stage1_cm: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.position_cm.shape[0])
@@ -66,11 +78,15 @@ class KeyframeErrors:
             self.rotation_bin_distance[rows],
             self.gripper_correct[rows],
             self.collision_correct[rows],
+            None if self.stage1_cm is None else self.stage1_cm[rows],
         )
 
 
 def keyframe_errors(
-    predicted: np.ndarray, expert: np.ndarray, rotation_resolution: float = 5.0
+    predicted: np.ndarray,
+    expert: np.ndarray,
+    rotation_resolution: float = 5.0,
+    stage1: np.ndarray | None = None,
 ) -> KeyframeErrors:
     """Compare predicted keyframes with the expert's.
 
@@ -78,8 +94,9 @@ def keyframe_errors(
         predicted, expert: ``[N, 9]`` action arrays (xyz m, quaternion xyzw, gripper_open,
             ignore_collisions).
         rotation_resolution: Euler bin width in degrees (5: the paper's 72 bins).
+        stage1: ``[N, 3]`` first-stage points (m) of a two-stage policy, or None.
     Raises:
-        ValueError: when the shapes differ or are not ``[N, 9]``.
+        ValueError: when the shapes differ or are not ``[N, 9]`` (``stage1``: ``[N, 3]``).
     """
     predicted = np.asarray(predicted, dtype=np.float64)
     expert = np.asarray(expert, dtype=np.float64)
@@ -91,18 +108,29 @@ def keyframe_errors(
     pred_bins = quaternion_to_bins(torch.from_numpy(predicted[:, 3:7]), rotation_resolution)
     true_bins = quaternion_to_bins(torch.from_numpy(expert[:, 3:7]), rotation_resolution)
     diff = (pred_bins - true_bins).abs().numpy() % bins
+    stage1_cm = None
+    if stage1 is not None:
+        stage1 = np.asarray(stage1, dtype=np.float64)
+        if stage1.shape != (expert.shape[0], 3):
+            raise ValueError(
+                f"keyframe_errors: stage1 must be [{expert.shape[0]}, 3], got {stage1.shape}"
+            )
+        stage1_cm = np.linalg.norm(stage1 - expert[:, :3], axis=1) * 100.0
     return KeyframeErrors(
         position_cm=np.abs(predicted[:, :3] - expert[:, :3]) * 100.0,
         rotation_bin_distance=np.minimum(diff, bins - diff),
         gripper_correct=(predicted[:, 7] > 0.5) == (expert[:, 7] > 0.5),
         collision_correct=(predicted[:, 8] > 0.5) == (expert[:, 8] > 0.5),
+        stage1_cm=stage1_cm,
     )
 
 
 def summarize(errors: KeyframeErrors) -> dict[str, float]:
-    """The :data:`KEYFRAME_METRICS` of a set of keyframes (NaN for each when it is empty)."""
+    """The :data:`KEYFRAME_METRICS` of a set of keyframes (NaN for each when it is empty), plus
+    the :data:`STAGE1_METRICS` when ``errors`` has first-stage errors."""
+    names = KEYFRAME_METRICS + (STAGE1_METRICS if errors.stage1_cm is not None else ())
     if len(errors) == 0:
-        return dict.fromkeys(KEYFRAME_METRICS, float("nan"))
+        return dict.fromkeys(names, float("nan"))
     distance = np.linalg.norm(errors.position_cm, axis=1)
     out = {"position_error_cm_median": float(np.median(distance))}
     for cm in WITHIN_CM:
@@ -114,6 +142,10 @@ def summarize(errors: KeyframeErrors) -> dict[str, float]:
         out[f"rotation_within1_{name}"] = float(np.mean(errors.rotation_bin_distance[:, i] <= 1))
     out["gripper_accuracy"] = float(np.mean(errors.gripper_correct))
     out["collision_accuracy"] = float(np.mean(errors.collision_correct))
+    if errors.stage1_cm is not None:
+        out["stage1_position_error_cm_median"] = float(np.median(errors.stage1_cm))
+        for cm in WITHIN_CM:
+            out[f"stage1_position_within_{cm}cm"] = float(np.mean(errors.stage1_cm <= cm))
     return out
 
 
@@ -133,13 +165,14 @@ class KeyframePredictions:
 
     ``predicted`` and ``expert`` are ``[N, 9]`` action arrays; ``task_id`` and ``keyframe_index``
     are ``[N]`` int64 (the task's index in the dataset's task table, the keyframe's index in its
-    episode).
+    episode); ``stage1 [N, 3]`` the first-stage points (m) of a two-stage policy, else None.
     """
 
     predicted: np.ndarray
     expert: np.ndarray
     task_id: np.ndarray
     keyframe_index: np.ndarray
+    stage1: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -148,16 +181,26 @@ def predict_keyframes(
 ) -> KeyframePredictions:
     """Run ``policy.predict`` (``[B, 9]``) over an EE keyframe dataset (no augmentation).
 
-    Any model with ``predict(batch) -> [B, 9]`` works; the dataset's items hold ``action [9]``,
-    ``task_id`` and ``keyframe_index`` (``mirror_align.data.loaders.EEKeyframeDataset``).
+    Any model with ``predict(batch) -> [B, 9]`` works; one with ``predict_stages(batch) ->
+    ([B, 9], [B, 3] first-stage points or None)`` (:class:`~mirror_align.models.KeyframePolicy`;
+    points with the zoom stage) also yields ``stage1``. The dataset's items hold ``action [9]``, ``task_id`` and
+    ``keyframe_index`` (``mirror_align.data.loaders.EEKeyframeDataset``).
     """
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     was_training = policy.training
     policy.eval()
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("pred", "true", "task", "index")}
+    stages = getattr(policy, "predict_stages", None)
+    keys = ("pred", "true", "task", "index", "stage1")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     try:
         for batch in loader:
-            parts["pred"].append(policy.predict(batch).cpu().double().numpy())
+            if stages is not None:
+                predicted, stage1 = stages(batch)
+                if stage1 is not None:
+                    parts["stage1"].append(stage1.cpu().double().numpy())
+            else:
+                predicted = policy.predict(batch)
+            parts["pred"].append(predicted.cpu().double().numpy())
             parts["true"].append(batch["action"].double().numpy())
             parts["task"].append(batch["task_id"].numpy())
             parts["index"].append(batch["keyframe_index"].numpy())
@@ -166,6 +209,7 @@ def predict_keyframes(
     if not parts["pred"]:
         empty = np.zeros((0, 9))
         return KeyframePredictions(empty, empty, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    stage1 = np.concatenate(parts["stage1"]) if parts["stage1"] else None
     return KeyframePredictions(
-        *(np.concatenate(parts[k]) for k in ("pred", "true", "task", "index"))
+        *(np.concatenate(parts[k]) for k in ("pred", "true", "task", "index")), stage1
     )

@@ -402,7 +402,21 @@ class KeyframePolicy(nn.Module):
     def predict(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The next keyframe ``[B, 9]``: xyz (m), quaternion xyzw (w >= 0), gripper_open,
         ignore_collisions (0/1 floats), by greedy decoding."""
+        return self._keyframe(self.decode(batch))
+
+    @torch.no_grad()
+    def predict_stages(
+        self, batch: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`predict`'s keyframe ``[B, 9]`` and, with the zoom stage, the first stage's point
+        ``[B, 3]`` (metres; None with one stage), from one decoding. The offline keyframe metrics
+        use it to tell a missed target from an imprecise one."""
         tokens = self.decode(batch)
+        coarse = tokens["position_coarse"] if self.stages == 2 else None
+        return self._keyframe(tokens), coarse
+
+    def _keyframe(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The ``[B, 9]`` keyframe of :meth:`decode`'s tokens."""
         quat = geometry.bins_to_quaternion(tokens["rotation"], self.config.rotation_resolution)
         return torch.cat(
             [

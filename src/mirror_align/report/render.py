@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mirror_align.align.probe_subsets import MIN_SUBSET_ROWS
 from mirror_align.atomic import write_bytes_atomic, write_text_atomic
 from mirror_align.constants import RECOGNITION, SUCCESS
 from mirror_align.report import keyframes as ee_diagnostics  # issue 11.7-11.9
@@ -128,8 +129,6 @@ def _summary_section(inputs: ReportInputs) -> Section:
 
 def _figure_sections(inputs: ReportInputs, figures: dict[str, bytes | Missing]) -> list[Section]:
     """Fig. 3 left, Fig. 3 right and Fig. 6."""
-    from mirror_align.pipeline.probing import MIN_SUBSET_ROWS
-
     notes = inputs.notes
     return [
         _figure(

@@ -89,9 +89,7 @@ def fmt_mean_std(summary: Summary | None, scale: float = 100.0) -> str:
     """ "mean ± std" (just the mean with one value; "missing" without a summary)."""
     if summary is None:
         return "missing"
-    if summary.std is None:
-        return fmt(summary.mean, scale)
-    return f"{fmt(summary.mean, scale)} ± {fmt(summary.std, scale)}"
+    return fmt_pm(summary.mean, summary.std, scale)
 
 
 def fmt_pm(value: float | None, error: float | None, scale: float = 100.0) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mirror_align.align.probe import ProbeConfig
-from mirror_align.align.probe_subsets import probe_subsets
+from mirror_align.align.probe_subsets import MIN_SUBSET_ROWS, probe_subsets
 from mirror_align.eval.features import EpisodeFeatures
 from mirror_align.eval.loading import resolve_checkpoint
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics
@@ -35,7 +35,6 @@ SUBSET_COMPARISONS: dict[str, tuple[str, str]] = {
     "au": ("au_correct", "au_incorrect"),
     "ee": ("ee_success", "ee_failure"),
 }
-MIN_SUBSET_ROWS = 8  # what probe_subsets needs in the smallest subset
 
 
 def outcome_masks(
