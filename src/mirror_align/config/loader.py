@@ -68,11 +68,7 @@ def _coerce_sequence(value: Any, annotation: Any, where: str) -> list[Any] | tup
 
 def _float_or_same(text: str) -> float | str:
     """``text`` as a float when it spells a finite number in exponent form, else ``text``."""
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return number if re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", text.strip()) else text
+    return float(text) if re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", text.strip()) else text
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:

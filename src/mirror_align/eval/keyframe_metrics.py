@@ -131,10 +131,7 @@ def summarize(errors: KeyframeErrors) -> dict[str, float]:
     names = KEYFRAME_METRICS + (STAGE1_METRICS if errors.stage1_cm is not None else ())
     if len(errors) == 0:
         return dict.fromkeys(names, float("nan"))
-    distance = np.linalg.norm(errors.position_cm, axis=1)
-    out = {"position_error_cm_median": float(np.median(distance))}
-    for cm in WITHIN_CM:
-        out[f"position_within_{cm}cm"] = float(np.mean(distance <= cm))
+    out = _distance_metrics(np.linalg.norm(errors.position_cm, axis=1))
     for i, axis in enumerate("xyz"):
         out[f"position_error_cm_{axis}"] = float(np.median(errors.position_cm[:, i]))
     for i, name in enumerate(EULER_AXES):
@@ -143,9 +140,16 @@ def summarize(errors: KeyframeErrors) -> dict[str, float]:
     out["gripper_accuracy"] = float(np.mean(errors.gripper_correct))
     out["collision_accuracy"] = float(np.mean(errors.collision_correct))
     if errors.stage1_cm is not None:
-        out["stage1_position_error_cm_median"] = float(np.median(errors.stage1_cm))
-        for cm in WITHIN_CM:
-            out[f"stage1_position_within_{cm}cm"] = float(np.mean(errors.stage1_cm <= cm))
+        out.update(_distance_metrics(errors.stage1_cm, "stage1_"))
+    return out
+
+
+def _distance_metrics(distance_cm: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """``<prefix>position_error_cm_median`` and ``<prefix>position_within_<k>cm`` of ``[N]`` 3D
+    errors (cm)."""
+    out = {f"{prefix}position_error_cm_median": float(np.median(distance_cm))}
+    for cm in WITHIN_CM:
+        out[f"{prefix}position_within_{cm}cm"] = float(np.mean(distance_cm <= cm))
     return out
 
 
@@ -183,8 +187,8 @@ def predict_keyframes(
 
     Any model with ``predict(batch) -> [B, 9]`` works; one with ``predict_stages(batch) ->
     ([B, 9], [B, 3] first-stage points or None)`` (:class:`~mirror_align.models.KeyframePolicy`;
-    points with the zoom stage) also yields ``stage1``. The dataset's items hold ``action [9]``, ``task_id`` and
-    ``keyframe_index`` (``mirror_align.data.loaders.EEKeyframeDataset``).
+    points with the zoom stage) also yields ``stage1``. The dataset's items hold ``action [9]``,
+    ``task_id`` and ``keyframe_index`` (``mirror_align.data.loaders.EEKeyframeDataset``).
     """
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     was_training = policy.training

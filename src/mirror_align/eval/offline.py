@@ -24,8 +24,6 @@ import numpy as np
 import torch
 
 from mirror_align.eval.keyframe_metrics import (
-    KEYFRAME_METRICS,
-    STAGE1_METRICS,
     breakdown,
     keyframe_errors,
     predict_keyframes,
@@ -104,22 +102,17 @@ def offline_keyframe_metrics(
     return out
 
 
-def _names(values: dict[str, float]) -> tuple[str, ...]:
-    """The metric names a summary holds: every keyframe metric, the stage-1 ones if present."""
-    return KEYFRAME_METRICS + tuple(name for name in STAGE1_METRICS if name in values)
-
-
 def offline_records(
     result: OfflineKeyframeResult, run: str, step: int, split: str
 ) -> list[MetricRecord]:
     """The ``metrics.jsonl`` records of ``result`` (layout in the module docstring)."""
     records = []
     for task, values in result.per_task.items():
-        for name in _names(values):
+        for name in values:  # KEYFRAME_METRICS, plus STAGE1_METRICS for a two-stage policy
             records.append(MetricRecord(run, step, split, task, name, values[name], 0))
         records.append(MetricRecord(run, step, split, task, KEYFRAME_COUNT, result.counts[task], 0))
     for k, values in result.per_keyframe.items():
-        for name in (*_names(values), KEYFRAME_COUNT):
+        for name in (*values, KEYFRAME_COUNT):
             value = result.counts_by_keyframe[k] if name == KEYFRAME_COUNT else values[name]
             records.append(
                 MetricRecord(run, step, split, "all", by_keyframe_metric(name, k), value, 0)
