@@ -13,6 +13,7 @@ from mirror_align.cli import main
 from mirror_align.errors import UserInputError
 from mirror_align.report.inputs import load_inputs
 from mirror_align.report.render import render_report
+from mirror_align.report.stats import minimum_detectable_effect
 from mirror_align.report.verdict import verdict
 from report_fixtures import (
     EVAL_SEEDS,
@@ -116,6 +117,14 @@ def test_verdict_flips_with_the_data(tmp_path):
         "By instruction text (identical texts count as equal; Table 1b): MN 66.5% vs AU 61.0% (+5.5 points)."
         in good
     )
+    # the power sentence: 2 seeds whose differences are 1 point apart (std 0.707 points)
+    mde = 100 * minimum_detectable_effect(2, np.std([0.0, 0.01], ddof=1))
+    assert (
+        f"With 2 seeds and this spread, the smallest true difference detected with 80% power is "
+        f"{mde:.1f} points, so this run could not reliably detect an effect the size of the "
+        "paper's (+3.3 points)." in good
+    )
+    assert "the size of the paper's (+3.5 points)" in good
     assert bad.startswith("MN did not beat the baseline on any measured metric")
     assert "MN did not beat the EE baseline" in bad and "-4.5 points" in bad
 
@@ -129,7 +138,10 @@ def test_one_seed_says_n_a(tmp_path):
     assert "1 training seed: ± is the sample std over that run's evaluation seeds" in md
     ee = [success("ee", 0, 0, e, 0.05) for e in EVAL_SEEDS]
     assert f"| reach_and_drag | Drag Stick | {_mean_std(ee)} |" in md
-    assert "| recognition accuracy | AU: 55.0 | n/a | MN: 60.0 | n/a | +5.0 | n/a | n/a | 1 |" in md
+    assert (
+        "| recognition accuracy | AU: 55.0 | n/a | MN: 60.0 | n/a | +5.0 | n/a | n/a | n/a | 1 |"
+        in md
+    )
 
 
 def test_missing_inputs_are_explained(tmp_path):

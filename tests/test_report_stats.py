@@ -14,6 +14,7 @@ from mirror_align.report.stats import (
     fmt_ci,
     fmt_mean_std,
     fmt_p,
+    minimum_detectable_effect,
     paired_comparison,
     summarize,
 )
@@ -67,6 +68,34 @@ def test_paired_one_seed_and_degenerate_cases():
     assert paired_comparison({0: 0.8}, {1: 0.5}) is None
     same = paired_comparison({0: 0.6, 1: 0.7}, {0: 0.5, 1: 0.6})  # identical differences
     assert same.p_value is None and same.std_diff == pytest.approx(0.0, abs=1e-12)
+
+
+def test_minimum_detectable_effect_has_the_power_it_claims():
+    # Simulated paired experiments with true std 1 and true mean difference = the MDE: the paired
+    # t-test at alpha 0.05 must reject in 80% of them (binomial SE of 40k draws: 0.2 points).
+    rng = np.random.default_rng(0)
+    for n in (3, 5, 10):
+        mde = minimum_detectable_effect(n, 1.0)
+        diffs = rng.normal(mde, 1.0, size=(40_000, n))
+        rejected = sps.ttest_1samp(diffs, 0.0, axis=1).pvalue < 0.05
+        assert rejected.mean() == pytest.approx(0.8, abs=0.01), n
+    # Scales with the spread; shrinks towards the normal approximation (z_.975 + z_.8) / sqrt(n).
+    assert minimum_detectable_effect(5, 0.03) == pytest.approx(
+        0.03 * minimum_detectable_effect(5, 1.0)
+    )
+    z = sps.norm.ppf(0.975) + sps.norm.ppf(0.8)
+    assert minimum_detectable_effect(400, 1.0) == pytest.approx(z / 20.0, rel=0.01)
+    assert minimum_detectable_effect(400, 1.0) > z / 20.0  # the t test needs a little more
+
+
+def test_minimum_detectable_effect_needs_a_spread():
+    assert minimum_detectable_effect(1, 0.1) is None
+    assert minimum_detectable_effect(4, 0.0) is None
+    with pytest.raises(ValueError, match="power"):
+        minimum_detectable_effect(4, 0.1, power=1.0)
+    paired = paired_comparison({0: 0.6, 1: 0.7, 2: 0.9}, {0: 0.5, 1: 0.5, 2: 0.6})
+    assert paired.mde == pytest.approx(minimum_detectable_effect(3, 0.1))
+    assert paired_comparison({0: 0.8}, {0: 0.5}).mde is None
 
 
 def test_formatting():

@@ -1,4 +1,5 @@
-"""Statistics over seeds: mean, sample std, Student-t 95% intervals and paired comparisons.
+"""Statistics over seeds: mean, sample std, Student-t 95% intervals, paired comparisons and the
+minimum detectable effect of a paired comparison.
 
 With one seed there is no spread: the std, the interval and the p-value are ``None`` and print as
 "n/a". Nothing is imputed.
@@ -10,9 +11,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from scipy import optimize as _spo
 from scipy import stats as _sps
 
 CONFIDENCE = 0.95
+# The power at which the minimum detectable effect is quoted (the usual 80%).
+POWER = 0.8
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class Paired:
     ci_low: float | None
     ci_high: float | None
     p_value: float | None  # None with n < 2 or when every difference is identical
+    # The smallest true mean difference this test detects with POWER at this n and observed spread
+    # (None with n < 2 or no spread): a reader's line between "no effect" and "too few seeds".
+    mde: float | None = None
 
 
 def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summary:
@@ -68,7 +75,41 @@ def paired_comparison(
     if summary.std is not None and summary.std > 0:
         t_stat = summary.mean / (summary.std / math.sqrt(summary.n))
         p_value = float(2 * _sps.t.sf(abs(t_stat), summary.n - 1))
-    return Paired(summary.n, summary.mean, summary.std, summary.ci_low, summary.ci_high, p_value)
+    mde = None if summary.std is None else minimum_detectable_effect(summary.n, summary.std)
+    return Paired(
+        summary.n, summary.mean, summary.std, summary.ci_low, summary.ci_high, p_value, mde
+    )
+
+
+def minimum_detectable_effect(
+    n: int, std_diff: float, *, alpha: float = 1.0 - CONFIDENCE, power: float = POWER
+) -> float | None:
+    """The true mean paired difference that a two-sided paired t-test at level ``alpha`` detects
+    with probability ``power``, over ``n`` pairs whose differences have sample std ``std_diff``
+    (same unit as ``std_diff``).
+
+    Exact, from the noncentral t: the test statistic is t(n-1) with noncentrality
+    ``delta * sqrt(n) / std_diff`` (e.g. Cohen 1988, Statistical Power Analysis, ch. 2), and
+    ``delta`` solves P(|T| > t_crit) = ``power``. Returns ``None`` when ``n`` < 2 or ``std_diff``
+    is 0 (no spread to size a test from). Raises ``ValueError`` for ``alpha``/``power`` outside (0, 1).
+    """
+    if not (0.0 < alpha < 1.0 and 0.0 < power < 1.0):
+        raise ValueError(f"alpha and power must lie in (0, 1), got {alpha}, {power}")
+    if n < 2 or std_diff <= 0:
+        return None
+    df = n - 1
+    t_crit = float(_sps.t.ppf(1.0 - alpha / 2.0, df))
+
+    def shortfall(nc: float) -> float:
+        # The lower tail is below alpha / 2 for nc >= 0 and underflows to NaN in scipy's nct for
+        # large nc (measured at df 1, nc 15): there it is 0 to double precision.
+        lower = float(_sps.nct.cdf(-t_crit, df, nc))
+        return float(_sps.nct.sf(t_crit, df, nc)) + (0.0 if math.isnan(lower) else lower) - power
+
+    # Power rises monotonically in nc from alpha (at 0); it reaches any power < 1 well before
+    # t_crit + 40 even at n = 2 (t_crit 12.7).
+    nc = _spo.brentq(shortfall, 0.0, t_crit + 40.0, xtol=1e-10)
+    return nc * std_diff / math.sqrt(n)
 
 
 def fmt(value: float | None, scale: float = 100.0, digits: int = 1, *, signed: bool = False) -> str:

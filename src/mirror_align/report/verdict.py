@@ -5,9 +5,11 @@ paper's metric), with recognition by text alongside for reference."""
 
 from __future__ import annotations
 
-from mirror_align.constants import RECOGNITION, RECOGNITION_TEXT
+from mirror_align.constants import RECOGNITION, RECOGNITION_TEXT, SUCCESS
+from mirror_align.report import paper_numbers as paper
 from mirror_align.report.inputs import ReportInputs
 from mirror_align.report.stats import (
+    POWER,
     Paired,
     Summary,
     fmt,
@@ -67,6 +69,7 @@ def comparison_table(inputs: ReportInputs) -> Table | Missing:
                 "n/a" if paired is None else fmt(paired.mean_diff, signed=True),
                 "n/a" if paired is None else fmt_ci(paired.ci_low, paired.ci_high),
                 "n/a" if paired is None else fmt_p(paired.p_value),
+                "n/a" if paired is None else fmt(paired.mde),
                 "0" if paired is None else str(paired.n),
             ]
         )
@@ -81,6 +84,7 @@ def comparison_table(inputs: ReportInputs) -> Table | Missing:
         "paired Δ (MN − baseline)",
         "Δ 95% CI",
         "paired t-test p",
+        f"min. detectable Δ ({POWER:.0%} power)",
         "paired seeds",
     ]
     notes = [
@@ -89,6 +93,9 @@ def comparison_table(inputs: ReportInputs) -> Table | Missing:
         "with fewer than 2 seeds or when every seed's difference is identical.",
         "Recognition accuracy is by exact instruction id (the paper's metric, the one the verdict "
         "uses); by text, identical instruction texts count as equal (Table 1b).",
+        f"Min. detectable Δ: the true paired difference that the t-test (α 0.05) finds with "
+        f"{POWER:.0%} probability at this seed count and the observed seed-to-seed spread of the "
+        "differences; a smaller true effect is likely to read as 'not reliable'.",
     ]
     return Table("Summary over training seeds", headers, rows, notes)
 
@@ -125,6 +132,27 @@ def _difference(base: Summary, mn: Summary, paired: Paired | None) -> tuple[floa
     )
 
 
+# metric -> the paper's own MN − baseline difference in points (Tables 1 and 2, averages).
+PAPER_EFFECT = {
+    RECOGNITION: paper.TABLE1_AVG["mn"] - paper.TABLE1_AVG["viclip_finetuned"],
+    SUCCESS: paper.TABLE2_AVG["mn"] - paper.TABLE2_AVG["arp"],
+}
+
+
+def _power(metric: str, paired: Paired | None) -> str:
+    """The sentence on what this comparison could have detected ('' without a spread)."""
+    if paired is None or paired.mde is None:
+        return ""
+    mde_points = paired.mde * 100.0
+    effect = PAPER_EFFECT[metric]
+    reach = "could" if effect >= mde_points else "could not"
+    return (
+        f" With {paired.n} seeds and this spread, the smallest true difference detected with "
+        f"{POWER:.0%} power is {mde_points:.1f} points, so this run {reach} reliably detect an "
+        f"effect the size of the paper's ({effect:+.1f} points)."
+    )
+
+
 def _by_text(inputs: ReportInputs) -> str:
     """The sentence giving recognition by text beside the verdict's exact-id numbers ('' when
     the runs have no by-text records)."""
@@ -154,6 +182,7 @@ def verdict(inputs: ReportInputs) -> str:
         sentences.append(
             f"On {label}{by}, MN {_direction(diff)} the {name} baseline: {fmt(mn.mean)}% vs "
             f"{fmt(base.mean)}% ({fmt(diff, signed=True)} points; {detail})."
+            + _power(metric, paired)
             + (_by_text(inputs) if metric == RECOGNITION else "")
         )
     if outcomes:
