@@ -85,12 +85,28 @@ def test_table_numbers_are_computed_from_the_records(full_report):
     assert "| 100.0 ± 0.0 | 100.0 ± 0.0 |" in md  # the paper's Drag Stick ARP/MN cells
     # Table 3 cell (class, 0.2): the fixture offsets it by 0.008
     au_cell = 100 * (np.mean([recognition("mn", 0, k, gain) for k in range(len(TASKS))]) + 0.008)
-    assert f"| class | 0.2 | {au_cell:.1f} | 72.2 |" in md
-    assert "| instruction | 0.1 | 60.0 | 74.9 | 51.0 | 88.8 | mn_s0 |" in md
+    au_delta = au_cell - 100 * au[0]  # minus au_s0 alone (the ablation seed is 0)
+    assert f"| class | 0.2 | {au_cell:.1f} | {au_delta:+.1f} | above noise | 72.2 |" in md
+    row = "| instruction | 0.1 | 60.0 | +5.0 | above noise | 74.9 | 51.0 | +5.0 | above noise | 88.8 |"
+    assert f"{row} mn_s0 |" in md
     # beyond: multi-positive is +2 points over mn_s0 by construction
     assert "| mn_multi_s0 | multi-positive InfoNCE | 62.0 | 60.0 | +2.0 |" in md
     # per-seed success of one evaluation seed
     assert "ee_s1 `all` per evaluation seed: seed 0: 48.0, seed 1: 49.0, seed 2: 50.0." in md
+
+
+def test_table3_reads_each_cell_against_the_main_comparisons_spread(tmp_path):
+    # MN 0.5 points over its baselines at seed 0, 1.5 at seed 1: paired std 0.71 points, so a
+    # one-seed cell must differ by more than 1.41 points to be read as beyond noise.
+    root = write_fake_reproduce(tmp_path / "run", mn_gain=0.005, probing=False, tsne=False)
+    md = render_report(root).markdown.read_text()
+    row = "| instruction | 0.1 | 55.5 | +0.5 | within noise | 74.9 | 46.5 | +0.5 | within noise |"
+    assert row in md
+    assert "above noise" not in md and "below noise" not in md
+    assert "recognition accuracy 0.7 points, rollout success 0.7 points" in md
+    one = write_fake_reproduce(tmp_path / "one", seeds=(0,), probing=False, tsne=False)
+    md = render_report(one).markdown.read_text()
+    assert "| +5.0 | n/a |" in md  # one main seed: no spread to read a cell against
 
 
 def test_html_is_self_contained(full_report):

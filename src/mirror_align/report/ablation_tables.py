@@ -14,7 +14,8 @@ from mirror_align.constants import (
 from mirror_align.report import paper_numbers as paper
 from mirror_align.report.inputs import ReportInputs, RunInfo
 from mirror_align.report.stats import fmt, fmt_pm
-from mirror_align.report.tables import Missing, Table, metric_value
+from mirror_align.report.tables import BASELINES, METRIC_LABEL, Missing, Table, metric_value
+from mirror_align.report.verdict import comparisons
 
 
 def _ablation_cell(inputs: ReportInputs, pairing: str, tau: float) -> RunInfo | None:
@@ -35,8 +36,25 @@ def _ablation_cell(inputs: ReportInputs, pairing: str, tau: float) -> RunInfo | 
     return found[0] if found else None
 
 
+# A single-seed difference counts as beyond noise only past this many standard deviations of the
+# main comparison's paired differences (about a 95% two-sided band when there is no effect).
+NOISE_SDS = 2.0
+
+
+def _reading(diff: float | None, spread: float | None) -> str:
+    """ "within noise", "above noise" or "below noise" for a one-seed difference against the main
+    comparison's seed-to-seed ``spread`` (std of the paired differences); "n/a" without one."""
+    if diff is None or spread is None or spread == 0:
+        return "n/a"
+    if abs(diff) <= NOISE_SDS * spread:
+        return "within noise"
+    return "above noise" if diff > 0 else "below noise"
+
+
 def table3(inputs: ReportInputs) -> Table | Missing:
-    """Table 3: pairing × τ, AU accuracy and EE success per cell (``task=all``), paper beside."""
+    """Table 3: pairing × τ, AU accuracy and EE success per cell (``task=all``), each with its
+    difference from the baseline of the same seed, read against the main comparison's seed-to-seed
+    spread; the paper's cells beside."""
     if inputs.manifest is None:
         return Missing(
             f"No `manifest.json` in {inputs.root}: run `mirror-align reproduce --out {inputs.root}`."
@@ -46,46 +64,65 @@ def table3(inputs: ReportInputs) -> Table | Missing:
             "Skipped (--skip-ablation): `manifest.json` lists no `ablation` runs. Make it with "
             f"`mirror-align reproduce --out {inputs.root}` without `--skip-ablation`."
         )
+    seeds = sorted({r.seed for r in inputs.group("ablation")})
+    main = comparisons(inputs)
+    baselines, spread = {}, {}
+    for metric, (method, _, _) in BASELINES.items():
+        base = [r for r in inputs.group("main", method) if r.seed in seeds]
+        baselines[metric] = (
+            (base[0].name, metric_value(inputs, base[0].name, metric, "all")) if base else None
+        )
+        paired = main[metric][2]
+        spread[metric] = None if paired is None else paired.std_diff
     rows = []
     for pairing in ABLATION_PAIRINGS:
         for tau in ABLATION_TAUS:
             info = _ablation_cell(inputs, pairing, tau)
             p_au, p_ee = paper.TABLE3[(pairing, tau)]
-            if info is None:
-                ours = ["not run", "not run", "-"]
-            else:
-                au = metric_value(inputs, info.name, RECOGNITION, "all")
-                ee = metric_value(inputs, info.name, SUCCESS, "all")
-                ours = [
-                    "missing" if au is None else fmt(au),
-                    "missing" if ee is None else fmt(ee),
-                    info.name,
+            row = [pairing, f"{tau:g}"]
+            for metric, paper_value in ((RECOGNITION, p_au), (SUCCESS, p_ee)):
+                value = None if info is None else metric_value(inputs, info.name, metric, "all")
+                ref = baselines[metric]
+                diff = None if value is None or ref is None or ref[1] is None else value - ref[1]
+                row += [
+                    "not run" if info is None else "missing" if value is None else fmt(value),
+                    "n/a" if diff is None else fmt(diff, signed=True),
+                    _reading(diff, spread[metric]),
+                    f"{paper_value:.1f}",
                 ]
-            rows.append(
-                [pairing, f"{tau:g}", ours[0], f"{p_au:.1f}", ours[1], f"{p_ee:.1f}", ours[2]]
-            )
-    seeds = sorted({r.seed for r in inputs.group("ablation")})
-    for method, col in (("au", 2), ("ee", 4)):
-        base = [r for r in inputs.group("main", method) if r.seed in seeds]
-        if base:
-            metric = RECOGNITION if method == "au" else SUCCESS
-            value = metric_value(inputs, base[0].name, metric, "all")
-            row = [f"baseline ({method.upper()} alone)", "-", "-", "-", "-", "-", base[0].name]
-            row[col] = "missing" if value is None else fmt(value)
+            rows.append([*row, "-" if info is None else info.name])
+    for metric, (_, name, _) in BASELINES.items():
+        ref = baselines[metric]
+        if ref is not None:
+            row = [f"baseline ({name} alone)", "-", *["-"] * 8, ref[0]]
+            row[2 if metric == RECOGNITION else 6] = "missing" if ref[1] is None else fmt(ref[1])
             rows.append(row)
     headers = [
         "pairing",
         "τ",
         "AU accuracy (ours)",
+        "Δ vs AU",
+        "reading",
         f"AU accuracy: {paper.PAPER_LABEL}",
         "EE success (ours)",
+        "Δ vs EE",
+        "reading",
         f"EE success: {paper.PAPER_LABEL}",
         "run",
     ]
+    spreads = ", ".join(
+        f"{METRIC_LABEL[m]} {fmt(spread[m])} points" if spread[m] else f"{METRIC_LABEL[m]} n/a"
+        for m in BASELINES
+    )
     notes = [
         f"Ours: one training seed ({', '.join(map(str, seeds))}), `task=all`, split "
         f"`{inputs.split}`; EE success is the mean over evaluation seeds. The paper's third row "
         "is 'By Class'.",
+        "Δ: the cell minus the baseline trained alone with the same seed. One seed per cell, so a "
+        "Δ is read against the seed-to-seed spread of MN − baseline in the main comparison (std "
+        f"over its training seeds: {spreads}): 'within noise' unless |Δ| exceeds "
+        f"{NOISE_SDS:g} of those stds; no cell is called better or worse within that band. "
+        "'n/a': the main comparison has fewer than 2 seeds, so there is no spread to read against.",
     ]
     return Table(
         "Table 3: ablation, positive-pair definition × temperature τ (%)", headers, rows, notes
