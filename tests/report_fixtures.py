@@ -64,6 +64,12 @@ def recognition_result(values: list[float]) -> RecognitionResult:
     )
 
 
+# The fixture's preset share, and the offsets of the runs at the paper's share (0.2) below au_s0 /
+# mn_s0 (with ``ablation``).
+PRESET_SHARE = 0.667
+SHARE_AU_OFF, SHARE_MN_OFF = -0.03, -0.01
+
+
 def _run_entry(
     name,
     method,
@@ -76,6 +82,7 @@ def _run_entry(
     multi=False,
     colour=True,
     moments=None,
+    share=None,
 ):
     entry = {
         "name": name,
@@ -90,6 +97,8 @@ def _run_entry(
     }
     if moments is not None:  # older manifests have no colour_moments
         entry["colour_moments"] = moments
+    if share is not None:  # only the share runs record their train.au_share
+        entry["au_share"] = share
     return entry
 
 
@@ -144,7 +153,13 @@ def write_fake_reproduce(
         json.dumps({"preset": "tiny", "seeds": list(seeds), "runs": runs})
     )
     (root / "config.json").write_text(
-        json.dumps({"preset": "tiny", "package_version": "0.1.0", "train": {"steps": STEP}})
+        json.dumps(
+            {
+                "preset": "tiny",
+                "package_version": "0.1.0",
+                "train": {"steps": STEP, "au_share": PRESET_SHARE},
+            }
+        )
     )
     if probing:
         _write_along_training(root)
@@ -172,6 +187,10 @@ def _write_runs(
                 name = f"ablation_{pairing}_t{tau}"
                 runs.append(_run_entry(name, "mn", 0, "ablation", pairing, tau))
                 _write_eval(root, name, "mn", 0, mn_gain, offset=0.001 * (3 * i + j))
+        for method, offset in (("au", SHARE_AU_OFF), ("mn", SHARE_MN_OFF)):
+            name = f"{method}_share0.2_s0"
+            runs.append(_run_entry(name, method, 0, "share", share=0.2))
+            _write_eval(root, name, method, 0, mn_gain, offset=offset)
     for name, projector, multi in (("mn_multi_s0", "linear", True), ("mn_mlp_s0", "mlp", False)):
         runs.append(_run_entry(name, "mn", 0, "beyond", projector=projector, multi=multi))
         _write_eval(root, name, "mn", 0, mn_gain, offset=0.02 if multi else -0.01)

@@ -100,6 +100,7 @@ def test_table3_reads_each_cell_against_the_main_comparisons_spread(tmp_path):
     # one-seed cell must differ by more than 1.41 points to be read as beyond noise.
     root = write_fake_reproduce(tmp_path / "run", mn_gain=0.005, probing=False, tsne=False)
     md = render_report(root).markdown.read_text()
+    md = md[md.index("## Table 3") : md.index("## Fig. 3 left")]
     row = "| instruction | 0.1 | 55.5 | +0.5 | within noise | 74.9 | 46.5 | +0.5 | within noise |"
     assert row in md
     assert "above noise" not in md and "below noise" not in md

@@ -27,6 +27,9 @@ DEFAULT_PAIRING = "instruction"
 # ---- the ablation grid (Table 3) ---------------------------------------------------------------
 ABLATION_PAIRINGS: tuple[str, ...] = PAIRING_MODES
 ABLATION_TAUS: tuple[float, ...] = (0.02, 0.1, 0.2)
+# The paper's share of steps with the AU task loss (supplement C.3); reproduce compares a preset
+# with another share against it (the `share` runs).
+PAPER_AU_SHARE = 0.2
 
 # ---- cameras and the workspace (docs/interfaces.md) --------------------------------------------
 # Camera order of every observation, dataset and batch.

@@ -10,7 +10,7 @@ from typing import Any
 
 from mirror_align.atomic import write_json_atomic
 from mirror_align.config.experiment import ExperimentConfig, loop_steps
-from mirror_align.constants import ABLATION_PAIRINGS, ABLATION_TAUS, METHODS
+from mirror_align.constants import ABLATION_PAIRINGS, ABLATION_TAUS, METHODS, PAPER_AU_SHARE
 from mirror_align.errors import UserInputError
 
 PROBE_CHECKPOINTS = 5  # checkpoints along training of the seed-0 baselines (Fig. 3 left)
@@ -23,7 +23,7 @@ class RunSpec:
     name: str
     method: str
     seed: int
-    group: str  # main | ablation | beyond
+    group: str  # main | ablation | beyond | share
     pairing: str
     tau: float
     projector: str
@@ -33,6 +33,8 @@ class RunSpec:
     colour_tokens: bool | None = None
     # au.colour_moments of the run; None: the base config's.
     colour_moments: bool | None = None
+    # train.au_share of the run; None: the base config's.
+    au_share: float | None = None
 
     def configure(self, base: ExperimentConfig) -> ExperimentConfig:
         """The base config with this run's seed, aligner settings and AU colour tokens."""
@@ -53,6 +55,8 @@ class RunSpec:
             au = replace(au, colour_tokens=self.colour_tokens)
         if self.colour_moments is not None:
             au = replace(au, colour_moments=self.colour_moments)
+        if self.au_share is not None:
+            train = replace(train, au_share=self.au_share)
         return replace(base, seed=self.seed, align=align, train=train, au=au)
 
 
@@ -64,7 +68,10 @@ def plan_runs(
     runs, both at the first seed: multi-positive loss and MLP projector (MN), and the AU with
     ``au.colour_tokens`` flipped, which ablates that deviation from ViCLIP against the main AU
     run (``au_no_colour_s<seed>`` where the preset has the tokens on, else ``au_colour_s<seed>``);
-    where the tokens carry their colour moments, also the AU without them (``au_no_moments``)."""
+    where the tokens carry their colour moments, also the AU without them (``au_no_moments``).
+    When the preset's ``train.au_share`` is not the paper's :data:`PAPER_AU_SHARE`, MN and the AU
+    baseline are also trained at the paper's share (group ``share``), so that the AU baseline gets
+    the same AU-loss steps as MN at either share."""
     a, colour = config.align, config.au.colour_tokens
     runs = []
     if main:
@@ -98,6 +105,13 @@ def plan_runs(
                 RunSpec(f"au_no_moments_s{first}", "au", first, "beyond", a.pairing, a.tau,
                         a.projector, False, colour_tokens=True, colour_moments=False)
             )  # fmt: skip
+        if abs(config.train.au_share - PAPER_AU_SHARE) > 1e-9:
+            for method in ("au", "mn"):
+                runs.append(
+                    RunSpec(f"{method}_share{PAPER_AU_SHARE:g}_s{first}", method, first, "share",
+                            a.pairing, a.tau, a.projector, False, colour,
+                            au_share=PAPER_AU_SHARE)
+                )  # fmt: skip
     return runs
 
 

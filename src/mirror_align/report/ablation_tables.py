@@ -14,8 +14,8 @@ from mirror_align.constants import (
 from mirror_align.report import paper_numbers as paper
 from mirror_align.report.inputs import ReportInputs, RunInfo
 from mirror_align.report.stats import fmt, fmt_pm
-from mirror_align.report.tables import BASELINES, METRIC_LABEL, Missing, Table, metric_value
-from mirror_align.report.verdict import comparisons
+from mirror_align.report.tables import BASELINES, Missing, Table, metric_value
+from mirror_align.report.verdict import main_spread, noise_note, noise_reading
 
 
 def _ablation_cell(inputs: ReportInputs, pairing: str, tau: float) -> RunInfo | None:
@@ -36,21 +36,6 @@ def _ablation_cell(inputs: ReportInputs, pairing: str, tau: float) -> RunInfo | 
     return found[0] if found else None
 
 
-# A single-seed difference counts as beyond noise only past this many standard deviations of the
-# main comparison's paired differences (about a 95% two-sided band when there is no effect).
-NOISE_SDS = 2.0
-
-
-def _reading(diff: float | None, spread: float | None) -> str:
-    """ "within noise", "above noise" or "below noise" for a one-seed difference against the main
-    comparison's seed-to-seed ``spread`` (std of the paired differences); "n/a" without one."""
-    if diff is None or spread is None or spread == 0:
-        return "n/a"
-    if abs(diff) <= NOISE_SDS * spread:
-        return "within noise"
-    return "above noise" if diff > 0 else "below noise"
-
-
 def table3(inputs: ReportInputs) -> Table | Missing:
     """Table 3: pairing × τ, AU accuracy and EE success per cell (``task=all``), each with its
     difference from the baseline of the same seed, read against the main comparison's seed-to-seed
@@ -65,15 +50,13 @@ def table3(inputs: ReportInputs) -> Table | Missing:
             f"`mirror-align reproduce --out {inputs.root}` without `--skip-ablation`."
         )
     seeds = sorted({r.seed for r in inputs.group("ablation")})
-    main = comparisons(inputs)
-    baselines, spread = {}, {}
+    spread = main_spread(inputs)
+    baselines = {}
     for metric, (method, _, _) in BASELINES.items():
         base = [r for r in inputs.group("main", method) if r.seed in seeds]
         baselines[metric] = (
             (base[0].name, metric_value(inputs, base[0].name, metric, "all")) if base else None
         )
-        paired = main[metric][2]
-        spread[metric] = None if paired is None else paired.std_diff
     rows = []
     for pairing in ABLATION_PAIRINGS:
         for tau in ABLATION_TAUS:
@@ -87,7 +70,7 @@ def table3(inputs: ReportInputs) -> Table | Missing:
                 row += [
                     "not run" if info is None else "missing" if value is None else fmt(value),
                     "n/a" if diff is None else fmt(diff, signed=True),
-                    _reading(diff, spread[metric]),
+                    noise_reading(diff, spread[metric]),
                     f"{paper_value:.1f}",
                 ]
             rows.append([*row, "-" if info is None else info.name])
@@ -110,19 +93,11 @@ def table3(inputs: ReportInputs) -> Table | Missing:
         f"EE success: {paper.PAPER_LABEL}",
         "run",
     ]
-    spreads = ", ".join(
-        f"{METRIC_LABEL[m]} {fmt(spread[m])} points" if spread[m] else f"{METRIC_LABEL[m]} n/a"
-        for m in BASELINES
-    )
     notes = [
         f"Ours: one training seed ({', '.join(map(str, seeds))}), `task=all`, split "
         f"`{inputs.split}`; EE success is the mean over evaluation seeds. The paper's third row "
         "is 'By Class'.",
-        "Δ: the cell minus the baseline trained alone with the same seed. One seed per cell, so a "
-        "Δ is read against the seed-to-seed spread of MN − baseline in the main comparison (std "
-        f"over its training seeds: {spreads}): 'within noise' unless |Δ| exceeds "
-        f"{NOISE_SDS:g} of those stds; no cell is called better or worse within that band. "
-        "'n/a': the main comparison has fewer than 2 seeds, so there is no spread to read against.",
+        "Δ: the cell minus the baseline trained alone with the same seed. " + noise_note(spread),
     ]
     return Table(
         "Table 3: ablation, positive-pair definition × temperature τ (%)", headers, rows, notes

@@ -39,13 +39,14 @@ class RunInfo:
     name: str
     method: str  # au | ee | mn
     seed: int
-    group: str  # main | ablation | beyond
+    group: str  # main | ablation | beyond | share
     pairing: str | None = None
     tau: float | None = None
     projector: str | None = None
     multi_positive: bool | None = None
     colour_tokens: bool | None = None  # au.colour_tokens; None: not recorded (older manifests)
     colour_moments: bool | None = None  # au.colour_moments; None: the preset's (or not recorded)
+    au_share: float | None = None  # train.au_share; None: the preset's
 
 
 @dataclass
@@ -157,6 +158,7 @@ def _parse_run(entry: Any, path: Path, index: int) -> RunInfo:
         multi_positive=entry.get("multi_positive"),
         colour_tokens=entry.get("colour_tokens"),
         colour_moments=entry.get("colour_moments"),
+        au_share=None if entry.get("au_share") is None else float(entry["au_share"]),
     )
 
 

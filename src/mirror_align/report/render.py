@@ -25,6 +25,7 @@ from mirror_align.report import plots
 from mirror_align.report.ablation_tables import beyond_table, colour_token_table, table3
 from mirror_align.report.inputs import ReportInputs, load_inputs
 from mirror_align.report.recognition_tables import text_table
+from mirror_align.report.share_table import au_share_table
 from mirror_align.report.tables import Missing, Table, inline_html, main_table, per_seed_tables
 from mirror_align.report.verdict import comparison_table, verdict
 
@@ -199,6 +200,7 @@ def build_sections(inputs: ReportInputs, figures: dict[str, bytes | Missing]) ->
     beyond = _with_notes(Section("beyond", "Beyond the paper"), notes, "beyond")
     beyond.add(beyond_table(inputs))
     beyond.add(colour_token_table(inputs))
+    beyond.add(au_share_table(inputs))
     beyond.add("Mutual k-NN and CKA along training are in the right panel of Fig. 3 left.")
     curves = _figure(
         figures,

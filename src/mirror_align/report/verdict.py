@@ -46,6 +46,44 @@ def _compare(
     return seed_summary(base), seed_summary(mn), paired_comparison(mn, base)
 
 
+# A one-seed difference counts as beyond noise only past this many standard deviations of the main
+# comparison's paired differences (about a 95% two-sided band when there is no effect).
+NOISE_SDS = 2.0
+
+
+def main_spread(inputs: ReportInputs) -> dict[str, float | None]:
+    """metric -> the std over training seeds of the main comparison's paired MN − baseline
+    differences (None with fewer than 2 paired seeds): the noise a one-seed run is read against."""
+    out = {}
+    for metric, (_, _, paired) in comparisons(inputs).items():
+        out[metric] = None if paired is None else paired.std_diff
+    return out
+
+
+def noise_reading(diff: float | None, spread: float | None) -> str:
+    """ "within noise", "above noise" or "below noise" for a one-seed difference ``diff`` against
+    the main comparison's ``spread`` (:func:`main_spread`); "n/a" without either."""
+    if diff is None or spread is None or spread == 0:
+        return "n/a"
+    if abs(diff) <= NOISE_SDS * spread:
+        return "within noise"
+    return "above noise" if diff > 0 else "below noise"
+
+
+def noise_note(spread: dict[str, float | None]) -> str:
+    """The footnote that says how :func:`noise_reading` reads a one-seed difference."""
+    spreads = ", ".join(
+        f"{METRIC_LABEL[m]} {fmt(s)} points" if s else f"{METRIC_LABEL[m]} n/a"
+        for m, s in spread.items()
+    )
+    return (
+        "One seed per run, so a Δ is read against the seed-to-seed spread of MN − baseline in the "
+        f"main comparison (std over its training seeds: {spreads}): 'within noise' unless |Δ| "
+        f"exceeds {NOISE_SDS:g} of those stds; nothing is called better or worse within that band. "
+        "'n/a': the main comparison has fewer than 2 seeds, so there is no spread to read against."
+    )
+
+
 def comparison_table(inputs: ReportInputs) -> Table | Missing:
     """Per-metric mean, 95% CI and the paired comparison of MN vs its baseline (``task=all``);
     recognition by text follows recognition by exact id, for reference."""
