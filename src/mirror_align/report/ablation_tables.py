@@ -36,21 +36,11 @@ def _ablation_cell(inputs: ReportInputs, pairing: str, tau: float) -> RunInfo | 
     return found[0] if found else None
 
 
-def table3(inputs: ReportInputs) -> Table | Missing:
-    """Table 3: pairing × τ, AU accuracy and EE success per cell (``task=all``), each with its
-    difference from the baseline of the same seed, read against the main comparison's seed-to-seed
-    spread; the paper's cells beside."""
-    if inputs.manifest is None:
-        return Missing(
-            f"No `manifest.json` in {inputs.root}: run `mirror-align reproduce --out {inputs.root}`."
-        )
-    if not inputs.group("ablation"):
-        return Missing(
-            "Skipped (--skip-ablation): `manifest.json` lists no `ablation` runs. Make it with "
-            f"`mirror-align reproduce --out {inputs.root}` without `--skip-ablation`."
-        )
-    seeds = sorted({r.seed for r in inputs.group("ablation")})
-    spread = main_spread(inputs)
+def _table3_rows(
+    inputs: ReportInputs, seeds: list[int], spread: dict[str, float | None]
+) -> list[list[str]]:
+    """One row per (pairing, τ) cell: per metric its value, Δ from the baseline of its seed, the
+    reading of that Δ and the paper's value; then the two baselines' own rows."""
     baselines = {}
     for metric, (method, _, _) in BASELINES.items():
         base = [r for r in inputs.group("main", method) if r.seed in seeds]
@@ -80,6 +70,25 @@ def table3(inputs: ReportInputs) -> Table | Missing:
             row = [f"baseline ({name} alone)", "-", *["-"] * 8, ref[0]]
             row[2 if metric == RECOGNITION else 6] = "missing" if ref[1] is None else fmt(ref[1])
             rows.append(row)
+    return rows
+
+
+def table3(inputs: ReportInputs) -> Table | Missing:
+    """Table 3: pairing × τ, AU accuracy and EE success per cell (``task=all``), each with its
+    difference from the baseline of the same seed, read against the main comparison's seed-to-seed
+    spread; the paper's cells beside."""
+    if inputs.manifest is None:
+        return Missing(
+            f"No `manifest.json` in {inputs.root}: run `mirror-align reproduce --out {inputs.root}`."
+        )
+    if not inputs.group("ablation"):
+        return Missing(
+            "Skipped (--skip-ablation): `manifest.json` lists no `ablation` runs. Make it with "
+            f"`mirror-align reproduce --out {inputs.root}` without `--skip-ablation`."
+        )
+    seeds = sorted({r.seed for r in inputs.group("ablation")})
+    spread = main_spread(inputs)
+    rows = _table3_rows(inputs, seeds, spread)
     headers = [
         "pairing",
         "τ",
