@@ -29,7 +29,8 @@ def test_reproduce_tiny_interrupted_then_resumed_then_skipped(tmp_path, capsys, 
     monkeypatch.setattr(stages, "evaluate_stage", interrupted)
     assert main(argv) == 130
     first = json.loads((out / "timings.json").read_text())
-    assert first["train au_s0"] > 0 and first["train mn_s0"] > 0 and "probing" not in first
+    # tiny's AU trains one AU step (au_share 0.2 of 6), which can round to 0.0 s on an idle machine
+    assert first["train au_s0"] >= 0 and first["train mn_s0"] > 0 and "probing" not in first
     monkeypatch.setattr(stages, "evaluate_stage", evaluate)
 
     capsys.readouterr()
