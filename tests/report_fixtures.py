@@ -157,7 +157,8 @@ def write_fake_reproduce(
             {
                 "preset": "tiny",
                 "package_version": "0.1.0",
-                "train": {"steps": STEP, "au_share": PRESET_SHARE},
+                # reproduce writes the experiment config under "experiment" (pipeline/reproduce.py)
+                "experiment": {"train": {"steps": STEP, "au_share": PRESET_SHARE}},
             }
         )
     )

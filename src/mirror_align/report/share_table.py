@@ -45,7 +45,8 @@ def au_share_table(inputs: ReportInputs) -> Table | Missing:
             "`--skip-ablation` when the preset's share differs from the paper's."
         )
     seed = runs[0].seed
-    preset_share = (inputs.config or {}).get("train", {}).get("au_share")
+    # config.json as reproduce writes it: {"experiment": <the config>, "versions": ...}
+    preset_share = (inputs.config or {}).get("experiment", {}).get("train", {}).get("au_share")
     spread = main_spread(inputs)
     ee = _run(inputs, "main", "ee", seed)
     rows = []
