@@ -137,3 +137,9 @@ def manifest_runs(out: Path) -> list[RunSpec]:
     if not path.is_file():
         return []
     return [RunSpec(**r) for r in json.loads(path.read_text())["runs"]]
+
+
+def manifest_seeds(out: Path) -> list[int]:
+    """Training seeds listed in ``out/manifest.json`` (none if it does not exist yet)."""
+    path = out / "manifest.json"
+    return list(json.loads(path.read_text())["seeds"]) if path.is_file() else []
