@@ -139,7 +139,13 @@ def manifest_runs(out: Path) -> list[RunSpec]:
     return [RunSpec(**r) for r in json.loads(path.read_text())["runs"]]
 
 
-def manifest_seeds(out: Path) -> list[int]:
-    """Training seeds listed in ``out/manifest.json`` (none if it does not exist yet)."""
+def extend_manifest(out: Path, preset: str, seeds: list[int], runs: list[RunSpec]) -> list[RunSpec]:
+    """Add ``runs`` and ``seeds`` to ``out/manifest.json`` (``mirror-align ablate``) and return
+    every run it then lists. A run of the same name is replaced; the earlier runs and training
+    seeds stay, so that the report still names the main comparison's seeds."""
     path = out / "manifest.json"
-    return list(json.loads(path.read_text())["seeds"]) if path.is_file() else []
+    old_seeds = json.loads(path.read_text())["seeds"] if path.is_file() else []
+    known = {r.name for r in runs}
+    runs = [r for r in manifest_runs(out) if r.name not in known] + runs
+    write_manifest(out, preset, sorted(set(old_seeds) | set(seeds)), runs)
+    return runs

@@ -19,13 +19,7 @@ from mirror_align.atomic import write_json_atomic
 from mirror_align.config import config_to_dict
 from mirror_align.config.experiment import ExperimentConfig
 from mirror_align.pipeline import stages
-from mirror_align.pipeline.manifest import (
-    RunSpec,
-    manifest_runs,
-    manifest_seeds,
-    plan_runs,
-    write_manifest,
-)
+from mirror_align.pipeline.manifest import RunSpec, extend_manifest, plan_runs, write_manifest
 from mirror_align.pipeline.parallel import train_in_parallel
 from mirror_align.pipeline.timings import StageTimes
 
@@ -53,12 +47,10 @@ def reproduce(
         out / "config.json", {"experiment": config_to_dict(base), "versions": stages.versions()}
     )
     runs = plan_runs(base, seeds, ablation=ablation, main=main)
-    if not main:  # `ablate` adds its runs to an existing experiment folder's manifest
-        known = {r.name for r in runs}
-        runs = [r for r in manifest_runs(out) if r.name not in known] + runs
-        # keep the main comparison's seeds: the report names them, and `ablate` trains only one
-        seeds = sorted(set(manifest_seeds(out)) | set(seeds))
-    write_manifest(out, base.preset, seeds, runs)
+    if main:
+        write_manifest(out, base.preset, seeds, runs)
+    else:  # `ablate` adds its runs to an existing experiment folder's manifest
+        runs = extend_manifest(out, base.preset, seeds, runs)
     times = StageTimes(out / "timings.json")
 
     with times.stage("data"):
