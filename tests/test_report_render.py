@@ -124,9 +124,13 @@ def test_verdict_flips_with_the_data(tmp_path):
     better = load_inputs(write_fake_reproduce(tmp_path / "better", mn_gain=0.05, probing=False))
     worse = load_inputs(write_fake_reproduce(tmp_path / "worse", mn_gain=-0.05, probing=False))
     good, bad = verdict(better), verdict(worse)
-    assert good.startswith("MN beat the baseline on every measured metric")
+    # 2 seeds differing by 5 and 6 points: above, but the paired CI spans zero, so no "beat"
+    assert good.startswith(
+        "MN scored above its baseline on every measured metric in this run, but no difference is "
+        "reliable: every paired 95% CI includes zero."
+    )
     assert (
-        "On recognition accuracy (by exact instruction id), MN beat the AU baseline: 61.5% vs "
+        "On recognition accuracy (by exact instruction id), MN scored above the AU baseline: 61.5% vs "
         "56.0% (+5.5 points" in good
     )
     # by text alongside: every value is BY_TEXT_GAIN (5 points) above its exact-id value
@@ -142,8 +146,34 @@ def test_verdict_flips_with_the_data(tmp_path):
         "paper's (+3.3 points)." in good
     )
     assert "the size of the paper's (+3.5 points)" in good
-    assert bad.startswith("MN did not beat the baseline on any measured metric")
-    assert "MN did not beat the EE baseline" in bad and "-4.5 points" in bad
+    assert "The 95% CI contains both zero and the paper's effect" in good
+    assert bad.startswith("MN did not score above its baseline on any measured metric")
+    assert "MN scored below the EE baseline" in bad and "-4.5 points" in bad
+
+
+def test_verdict_calls_a_difference_reliable_only_when_its_ci_excludes_zero(tmp_path):
+    five = (0, 1, 2, 3, 4)  # MN's gain grows by 1 point per seed (report_fixtures)
+    far = verdict(load_inputs(write_fake_reproduce(tmp_path / "far", seeds=five, probing=False)))
+    # differences 5..9 points: CI [5.0, 9.0] excludes zero and the paper's +3.3 / +3.5
+    assert far.startswith(
+        "MN beat its baseline on every measured metric in this run; every paired 95% CI excludes zero."
+    )
+    assert "MN beat the AU baseline" in far
+    assert "The 95% CI excludes both zero and the paper's effect." in far
+    near = write_fake_reproduce(tmp_path / "near", seeds=five, mn_gain=0.01, probing=False)
+    text = verdict(load_inputs(near))  # differences 1..5 points: CI [1.0, 5.0]
+    assert (
+        "The 95% CI excludes zero and contains the paper's effect: consistent with the paper."
+        in text
+    )
+    small = write_fake_reproduce(tmp_path / "small", seeds=five, mn_gain=-0.02, probing=False)
+    text = verdict(load_inputs(small))  # differences -2..2 points: CI [-2.0, 2.0]
+    assert text.startswith(
+        "MN did not score above its baseline on any measured metric in this run, but no "
+        "difference is reliable"
+    )
+    assert "MN tied with the AU baseline" in text
+    assert "The paper's effect lies above the 95% CI: this run argues against an effect" in text
 
 
 def test_one_seed_says_n_a(tmp_path):
@@ -229,7 +259,7 @@ def test_cli(tmp_path, capsys):
     root = write_fake_reproduce(tmp_path / "run", probing=False, tsne=False, ablation=False)
     assert main(["report", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "MN beat the baseline" in out and "report.html" in out
+    assert "MN scored above its baseline" in out and "report.html" in out
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "is not a folder" in capsys.readouterr().err
     (root / "probing").mkdir(exist_ok=True)
@@ -245,8 +275,12 @@ def test_a_difference_that_prints_as_zero_is_a_tie_not_a_win():
     from mirror_align.report.verdict import _direction
 
     # 2.78% vs 2.78% (fractions): float noise of equal success rates must not read as "MN beat".
-    assert _direction(0.027777777777777786 - 0.027777777777777776) == "tied with"
-    assert _direction(0.006) == "beat" and _direction(-0.004) == "did not beat"
+    tiny = 0.027777777777777786 - 0.027777777777777776
+    assert _direction(tiny, reliable=True) == _direction(tiny, reliable=False) == "tied with"
+    assert _direction(0.006, reliable=True) == "beat"
+    assert _direction(-0.004, reliable=True) == "fell short of"
+    assert _direction(0.006, reliable=False) == "scored above"
+    assert _direction(-0.004, reliable=False) == "scored below"
 
 
 def test_undefined_probing_metrics_are_noted_in_fig3_left(tmp_path):

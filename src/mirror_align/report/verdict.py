@@ -142,10 +142,20 @@ def comparison_table(inputs: ReportInputs) -> Table | Missing:
 TIE_FRACTION = 0.0005
 
 
-def _direction(diff: float) -> str:
+def _reliable(paired: Paired | None) -> bool:
+    """Whether the paired 95% CI exists and excludes zero."""
+    if paired is None or paired.ci_low is None or paired.ci_high is None:
+        return False
+    return paired.ci_low > 0 or paired.ci_high < 0
+
+
+def _direction(diff: float, *, reliable: bool) -> str:
+    """The verb: "beat" / "fell short of" only for a reliable difference, else what was seen."""
     if abs(diff) < TIE_FRACTION:
         return "tied with"
-    return "beat" if diff > 0 else "did not beat"
+    if reliable:
+        return "beat" if diff > 0 else "fell short of"
+    return "scored above" if diff > 0 else "scored below"
 
 
 def _difference(base: Summary, mn: Summary, paired: Paired | None) -> tuple[float, str]:
@@ -187,8 +197,28 @@ def _power(metric: str, paired: Paired | None) -> str:
     return (
         f" With {paired.n} seeds and this spread, the smallest true difference detected with "
         f"{POWER:.0%} power is {mde_points:.1f} points, so this run {reach} reliably detect an "
-        f"effect the size of the paper's ({effect:+.1f} points)."
+        f"effect the size of the paper's ({effect:+.1f} points)." + _against_paper(effect, paired)
     )
+
+
+def _against_paper(effect: float, paired: Paired) -> str:
+    """Where the paper's effect (points) and zero fall relative to the paired 95% CI: what
+    separates "no effect here" from "too few seeds to tell"."""
+    low, high = 100.0 * paired.ci_low, 100.0 * paired.ci_high
+    has_zero, has_paper = low <= 0.0 <= high, low <= effect <= high
+    if has_zero and has_paper:
+        return " The 95% CI contains both zero and the paper's effect: this run cannot tell them apart."
+    if has_zero:
+        side = "above" if effect > high else "below"
+        return (
+            f" The paper's effect lies {side} the 95% CI: this run argues against an effect that "
+            "large here, though not against a smaller one."
+        )
+    if has_paper:
+        return (
+            " The 95% CI excludes zero and contains the paper's effect: consistent with the paper."
+        )
+    return " The 95% CI excludes both zero and the paper's effect."
 
 
 def _by_text(inputs: ReportInputs) -> str:
@@ -215,22 +245,40 @@ def verdict(inputs: ReportInputs) -> str:
             sentences.append(f"No {label} comparison: the {name} or MN records are missing.")
             continue
         diff, detail = _difference(base, mn, paired)
-        outcomes.append(_direction(diff) == "beat")
+        reliable = _reliable(paired)
+        outcomes.append(
+            (label, diff >= TIE_FRACTION, reliable, paired is not None and paired.n > 1)
+        )
         by = " (by exact instruction id)" if metric == RECOGNITION else ""
         sentences.append(
-            f"On {label}{by}, MN {_direction(diff)} the {name} baseline: {fmt(mn.mean)}% vs "
-            f"{fmt(base.mean)}% ({fmt(diff, signed=True)} points; {detail})."
+            f"On {label}{by}, MN {_direction(diff, reliable=reliable)} the {name} baseline: "
+            f"{fmt(mn.mean)}% vs {fmt(base.mean)}% ({fmt(diff, signed=True)} points; {detail})."
             + _power(metric, paired)
             + (_by_text(inputs) if metric == RECOGNITION else "")
         )
-    if outcomes:
-        if all(outcomes):
-            overall = "MN beat the baseline on every measured metric in this run."
-        elif any(outcomes):
-            overall = "MN beat the baseline on some metrics but not on others in this run."
-        else:
-            overall = "MN did not beat the baseline on any measured metric in this run."
-        sentences.insert(0, overall)
-    else:
-        sentences.insert(0, "No verdict: the main comparison has no evaluation records.")
+    sentences.insert(0, _overall(outcomes))
     return " ".join(sentences)
+
+
+def _overall(outcomes: list[tuple[str, bool, bool, bool]]) -> str:
+    """The verdict's first sentence from (metric label, MN above, reliable, tested) per metric:
+    how often the paper's direction appeared, and whether any of it is beyond chance."""
+    if not outcomes:
+        return "No verdict: the main comparison has no evaluation records."
+    above = sum(up for _, up, _, _ in outcomes)
+    where = (
+        "every measured metric"
+        if above == len(outcomes)
+        else f"{above} of {len(outcomes)} measured metrics"
+    )
+    head = f"MN scored above its baseline on {where} in this run"
+    if above == 0:
+        head = "MN did not score above its baseline on any measured metric in this run"
+    reliable = [label for label, _, ok, _ in outcomes if ok]
+    if not any(tested for *_, tested in outcomes):
+        return head + "; with one training seed no difference can be tested."
+    if not reliable:
+        return head + ", but no difference is reliable: every paired 95% CI includes zero."
+    if len(reliable) == len(outcomes) and above == len(outcomes):
+        return "MN beat its baseline on every measured metric in this run; every paired 95% CI excludes zero."
+    return head + f"; reliable (paired 95% CI excludes zero): {', '.join(reliable)}."
