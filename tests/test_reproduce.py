@@ -49,7 +49,8 @@ def test_reproduce_tiny_interrupted_then_resumed_then_skipped(tmp_path, capsys, 
     names = {run["name"] for run in manifest["runs"]}
     # tiny has au.colour_tokens off, so its beyond AU run turns them on (au_colour_s0)
     assert {"au_s0", "ee_s0", "mn_s0", "mn_multi_s0", "mn_mlp_s0", "au_colour_s0"} <= names
-    assert sum(run["group"] == "ablation" for run in manifest["runs"]) == 9
+    # 3 pairings x 3 taus, less the config's own cell: Table 3 reads that one from mn_s0
+    assert sum(run["group"] == "ablation" for run in manifest["runs"]) == 8
     for run in manifest["runs"]:
         assert (out / "runs" / run["name"] / "metrics.jsonl").is_file(), run["name"]
     assert (out / "probing" / "along_training.jsonl").is_file()
@@ -58,6 +59,10 @@ def test_reproduce_tiny_interrupted_then_resumed_then_skipped(tmp_path, capsys, 
     html = (out / "report.html").read_text()
     for section in SECTIONS:
         assert section in markdown and section in html, section
+    default_cell = [
+        line for line in markdown.splitlines() if line.startswith("| instruction | 0.1 |")
+    ]
+    assert len(default_cell) == 1 and default_cell[0].endswith("| mn_s0 |")
     assert "data:image/png;base64," in html
     # A third run finds every stage complete and only re-renders the report.
     capsys.readouterr()

@@ -64,7 +64,8 @@ def plan_runs(
     config: ExperimentConfig, seeds: list[int], *, ablation: bool, main: bool = True
 ) -> list[RunSpec]:
     """The main comparison (AU, EE, MN) for every seed, then (unless skipped) the Table 3 grid
-    (:data:`~mirror_align.constants.ABLATION_PAIRINGS` x ``ABLATION_TAUS``) and the beyond-the-paper
+    (:data:`~mirror_align.constants.ABLATION_PAIRINGS` x ``ABLATION_TAUS``, less the cell of the
+    config's own pairing and τ, which is the main MN run ``mn_s<first>``) and the beyond-the-paper
     runs, both at the first seed: multi-positive loss and MLP projector (MN), and the AU with
     ``au.colour_tokens`` flipped, which ablates that deviation from ViCLIP against the main AU
     run (``au_no_colour_s<seed>`` where the preset has the tokens on, else ``au_colour_s<seed>``);
@@ -86,6 +87,10 @@ def plan_runs(
         first = seeds[0]
         for pairing in ABLATION_PAIRINGS:
             for tau in ABLATION_TAUS:
+                if pairing == a.pairing and abs(tau - a.tau) < 1e-9 and not a.multi_positive:
+                    # The main MN run of the first seed is this cell (same config and seed):
+                    # Table 3 reads it there instead of training it a second time.
+                    continue
                 name = f"ablation_{pairing}_t{tau:g}"
                 runs.append(
                     RunSpec(name, "mn", first, "ablation", pairing, tau, a.projector, False, colour)
