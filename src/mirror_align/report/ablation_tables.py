@@ -137,7 +137,7 @@ def beyond_table(inputs: ReportInputs) -> Table | Missing:
         )
     rows = []
     for info in runs:
-        ref = next((r for r in inputs.group("main", "mn") if r.seed == info.seed), None)
+        ref = inputs.seed_run("main", "mn", info.seed)
         cells = [info.name, "-" if ref is None else _difference(info, ref)]
         for metric in (RECOGNITION, SUCCESS):
             value = metric_value(inputs, info.name, metric, "all")
@@ -200,7 +200,7 @@ def colour_token_table(inputs: ReportInputs) -> Table | Missing:
         )
     rows = []
     for info in runs:
-        ref = next((r for r in inputs.group("main", "au") if r.seed == info.seed), None)
+        ref = inputs.seed_run("main", "au", info.seed)
         ablated, with_run, without_run = _with_without(info, ref)
         names = " / ".join("-" if r is None else r.name for r in (with_run, without_run))
         for metric, label in ((RECOGNITION, "exact id"), (RECOGNITION_TEXT, "by text")):

@@ -132,6 +132,10 @@ class ReportInputs:
         ]
         return sorted(found, key=lambda r: (r.seed, r.name))
 
+    def seed_run(self, group: str, method: str, seed: int) -> RunInfo | None:
+        """The first run of ``group`` and ``method`` trained with ``seed`` (None if there is none)."""
+        return next((r for r in self.group(group, method) if r.seed == seed), None)
+
 
 def _read_json(path: Path) -> Any:
     try:

@@ -16,10 +16,6 @@ from mirror_align.report.tables import Missing, Table, metric_value
 from mirror_align.report.verdict import main_spread, noise_note, noise_reading
 
 
-def _run(inputs: ReportInputs, group: str, method: str, seed: int) -> RunInfo | None:
-    return next((r for r in inputs.group(group, method) if r.seed == seed), None)
-
-
 def _value(inputs: ReportInputs, info: RunInfo | None, metric: str) -> float | None:
     return None if info is None else metric_value(inputs, info.name, metric, "all")
 
@@ -48,13 +44,13 @@ def au_share_table(inputs: ReportInputs) -> Table | Missing:
     # config.json as reproduce writes it: {"experiment": <the config>, "versions": ...}
     preset_share = (inputs.config or {}).get("experiment", {}).get("train", {}).get("au_share")
     spread = main_spread(inputs)
-    ee = _run(inputs, "main", "ee", seed)
+    ee = inputs.seed_run("main", "ee", seed)
     rows = []
     for label, group in (
         ("preset" if preset_share is None else f"{preset_share:g} (preset)", "main"),
         (f"{PAPER_AU_SHARE:g} (paper)", "share"),
     ):
-        au, mn = _run(inputs, group, "au", seed), _run(inputs, group, "mn", seed)
+        au, mn = inputs.seed_run(group, "au", seed), inputs.seed_run(group, "mn", seed)
         rows.append(
             [
                 label,
