@@ -163,7 +163,7 @@ def test_colour_ablation_absent_or_not_evaluated(tmp_path):
     root = write_fake_reproduce(tmp_path / "none", probing=False, tsne=False, colour_ablation=False)
     beyond = _section(render_report(root).markdown.read_text(), "Beyond the paper")
     assert "> **Missing:** `manifest.json` lists no `beyond` AU run" in beyond
-    assert f"`mirror-align reproduce --out {root}` without `--skip-ablation`" in beyond
+    assert f"`mirror-align ablate --preset tiny --out {root} --ablation beyond`" in beyond
 
     root = write_fake_reproduce(tmp_path / "unevaluated", probing=False, tsne=False)
     (root / "runs" / "au_no_colour_s0" / "metrics.jsonl").unlink()

@@ -199,7 +199,8 @@ def test_missing_inputs_are_explained(tmp_path):
     md = render_report(root).markdown.read_text()
     for title in SECTIONS:
         assert f"## {title}" in md
-    assert "Skipped (--skip-ablation)" in md
+    assert "`manifest.json` lists no `ablation` runs" in md
+    assert f"`mirror-align ablate --preset tiny --out {root} --ablation table3`" in md
     assert "No along-training probing records (`probing/along_training.jsonl`)" in md
     assert "No subset probing records (`probing/subsets.jsonl`)" in md
     assert "No t-SNE points (`probing/tsne_<run>.npz`)" in md

@@ -72,3 +72,20 @@ def test_reproduce_tiny_interrupted_then_resumed_then_skipped(tmp_path, capsys, 
     assert "evaluate mn_s0: done before, skipped" in printed
     third = json.loads((out / "timings.json").read_text())
     assert third["train mn_s0"] <= second["train mn_s0"] + 1.0 and third["train mn_s0"] > 0
+
+
+def test_reproduce_runs_only_the_ablation_parts_asked_for(tmp_path, capsys):
+    out = tmp_path / "experiment"
+    argv = [
+        "reproduce", "--preset", "tiny", "--out", str(out), "--seeds", "1", "--workers", "1",
+        "--set", "train.steps=6", "--set", "eval.episodes_per_task=1", "--ablation", "beyond",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    runs = json.loads((out / "manifest.json").read_text())["runs"]
+    assert {run["group"] for run in runs} == {"main", "beyond"}
+    assert sorted(path.name for path in (out / "runs").iterdir()) == sorted(r["name"] for r in runs)
+    markdown = (out / "report.md").read_text()
+    table3 = markdown.split("## Table 3")[1].split("\n## ")[0]
+    assert f"`mirror-align ablate --preset tiny --out {out} --ablation table3`" in table3
+    beyond = markdown.split("## Beyond the paper")[1].split("\n## ")[0]
+    assert "| mn_mlp_s0 |" in beyond and "| mn_multi_s0 |" in beyond

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from mirror_align.commands import add_overrides_argument
+from mirror_align.commands import add_ablation_argument, add_overrides_argument
 from mirror_align.config.experiment import PRESET_NAMES
 
 NAME = "ablate"
@@ -22,12 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="generation and rollout processes (default: the config's eval.workers)",
     )
+    add_ablation_argument(parser)
     add_overrides_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from mirror_align.config.experiment import check_generation, load_experiment
     from mirror_align.errors import UserInputError
+    from mirror_align.pipeline.manifest import parse_ablation_parts
     from mirror_align.pipeline.reproduce import reproduce
 
     config = load_experiment(args.config or args.preset, args.overrides)
@@ -35,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     workers = config.eval.workers if args.workers is None else args.workers
     if workers < 1:
         raise UserInputError(f"--workers must be >= 1, got {workers}")
-    reproduce(config, args.out, [config.seed], ablation=True, workers=workers, main=False)
+    parts = parse_ablation_parts(args.ablation)
+    reproduce(
+        config, args.out, [config.seed], ablation=True, parts=parts, workers=workers, main=False
+    )
     print(f"ablate: done; report: {args.out}/report.html")
     return 0

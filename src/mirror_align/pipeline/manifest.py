@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,26 @@ from mirror_align.constants import ABLATION_PAIRINGS, ABLATION_TAUS, METHODS, PA
 from mirror_align.errors import UserInputError
 
 PROBE_CHECKPOINTS = 5  # checkpoints along training of the seed-0 baselines (Fig. 3 left)
+# The parts of the ablation a user can pick (`--ablation`), each the manifest group it makes:
+# Table 3's pairing x tau grid, the beyond-the-paper runs, and MN/AU at the paper's AU share.
+ABLATION_PARTS: dict[str, str] = {"table3": "ablation", "beyond": "beyond", "share": "share"}
+
+
+def parse_ablation_parts(value: str, option: str = "--ablation") -> frozenset[str]:
+    """The parts named in a comma list such as ``"beyond,share"`` (``"all"``: every part).
+
+    Raises :class:`UserInputError` naming ``option`` and the valid parts for an unknown or empty
+    list."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if names == ["all"]:
+        return frozenset(ABLATION_PARTS)
+    unknown = [name for name in names if name not in ABLATION_PARTS]
+    if unknown or not names:
+        raise UserInputError(
+            f"{option}: unknown part {', '.join(unknown) or repr(value)}; give a comma list of "
+            f"{', '.join(ABLATION_PARTS)}, or all"
+        )
+    return frozenset(names)
 
 
 @dataclass(frozen=True)
@@ -61,9 +82,15 @@ class RunSpec:
 
 
 def plan_runs(
-    config: ExperimentConfig, seeds: list[int], *, ablation: bool, main: bool = True
+    config: ExperimentConfig,
+    seeds: list[int],
+    *,
+    ablation: bool,
+    main: bool = True,
+    parts: Collection[str] = tuple(ABLATION_PARTS),
 ) -> list[RunSpec]:
-    """The main comparison (AU, EE, MN) for every seed, then (unless skipped) the Table 3 grid
+    """The main comparison (AU, EE, MN) for every seed, then (unless skipped; only the
+    :data:`ABLATION_PARTS` named in ``parts``) the Table 3 grid
     (:data:`~mirror_align.constants.ABLATION_PAIRINGS` x ``ABLATION_TAUS``, less the cell of the
     config's own pairing and τ, which is the main MN run ``mn_s<first>``) and the beyond-the-paper
     runs, both at the first seed: multi-positive loss and MLP projector (MN), and the AU with
@@ -84,39 +111,45 @@ def plan_runs(
             for m in METHODS
         ]
     if ablation:
-        first = seeds[0]
-        for pairing in ABLATION_PAIRINGS:
-            for tau in ABLATION_TAUS:
-                if pairing == a.pairing and abs(tau - a.tau) < 1e-9 and not a.multi_positive:
-                    # The main MN run of the first seed is this cell (same config and seed):
-                    # Table 3 reads it there instead of training it a second time.
-                    continue
-                name = f"ablation_{pairing}_t{tau:g}"
-                runs.append(
-                    RunSpec(name, "mn", first, "ablation", pairing, tau, a.projector, False, colour)
-                )
-        # (name, method, projector, multi_positive, colour_tokens)
-        beyond = (
-            ("mn_multi", "mn", a.projector, True, colour),
-            ("mn_mlp", "mn", "mlp", False, colour),
-            ("au_no_colour" if colour else "au_colour", "au", a.projector, False, not colour),
-        )
-        for name, method, *rest in beyond:
+        groups = {ABLATION_PARTS[part] for part in parts}
+        runs += [spec for spec in _ablation_runs(config, seeds[0]) if spec.group in groups]
+    return runs
+
+
+def _ablation_runs(config: ExperimentConfig, first: int) -> list[RunSpec]:
+    """Every ablation run of :func:`plan_runs` (all parts), at training seed ``first``."""
+    a, colour = config.align, config.au.colour_tokens
+    runs = []
+    for pairing in ABLATION_PAIRINGS:
+        for tau in ABLATION_TAUS:
+            if pairing == a.pairing and abs(tau - a.tau) < 1e-9 and not a.multi_positive:
+                # The main MN run of the first seed is this cell (same config and seed):
+                # Table 3 reads it there instead of training it a second time.
+                continue
+            name = f"ablation_{pairing}_t{tau:g}"
             runs.append(
-                RunSpec(f"{name}_s{first}", method, first, "beyond", a.pairing, a.tau, *rest)
+                RunSpec(name, "mn", first, "ablation", pairing, tau, a.projector, False, colour)
             )
-        if colour and config.au.colour_moments:
+    # (name, method, projector, multi_positive, colour_tokens)
+    beyond = (
+        ("mn_multi", "mn", a.projector, True, colour),
+        ("mn_mlp", "mn", "mlp", False, colour),
+        ("au_no_colour" if colour else "au_colour", "au", a.projector, False, not colour),
+    )
+    for name, method, *rest in beyond:
+        runs.append(RunSpec(f"{name}_s{first}", method, first, "beyond", a.pairing, a.tau, *rest))
+    if colour and config.au.colour_moments:
+        runs.append(
+            RunSpec(f"au_no_moments_s{first}", "au", first, "beyond", a.pairing, a.tau,
+                    a.projector, False, colour_tokens=True, colour_moments=False)
+        )  # fmt: skip
+    if abs(config.train.au_share - PAPER_AU_SHARE) > 1e-9:
+        for method in ("au", "mn"):
             runs.append(
-                RunSpec(f"au_no_moments_s{first}", "au", first, "beyond", a.pairing, a.tau,
-                        a.projector, False, colour_tokens=True, colour_moments=False)
+                RunSpec(f"{method}_share{PAPER_AU_SHARE:g}_s{first}", method, first, "share",
+                        a.pairing, a.tau, a.projector, False, colour,
+                        au_share=PAPER_AU_SHARE)
             )  # fmt: skip
-        if abs(config.train.au_share - PAPER_AU_SHARE) > 1e-9:
-            for method in ("au", "mn"):
-                runs.append(
-                    RunSpec(f"{method}_share{PAPER_AU_SHARE:g}_s{first}", method, first, "share",
-                            a.pairing, a.tau, a.projector, False, colour,
-                            au_share=PAPER_AU_SHARE)
-                )  # fmt: skip
     return runs
 
 

@@ -11,7 +11,7 @@ resumes episode by episode. Stage times go to ``timings.json`` across invocation
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +19,13 @@ from mirror_align.atomic import write_json_atomic
 from mirror_align.config import config_to_dict
 from mirror_align.config.experiment import ExperimentConfig
 from mirror_align.pipeline import stages
-from mirror_align.pipeline.manifest import RunSpec, extend_manifest, plan_runs, write_manifest
+from mirror_align.pipeline.manifest import (
+    ABLATION_PARTS,
+    RunSpec,
+    extend_manifest,
+    plan_runs,
+    write_manifest,
+)
 from mirror_align.pipeline.parallel import train_in_parallel
 from mirror_align.pipeline.timings import StageTimes
 
@@ -30,6 +36,7 @@ def reproduce(
     seeds: list[int],
     *,
     ablation: bool = True,
+    parts: Collection[str] = tuple(ABLATION_PARTS),
     workers: int = 2,
     log: Callable[[str], None] = print,
     main: bool = True,
@@ -38,7 +45,8 @@ def reproduce(
 
     ``main=False`` (``mirror-align ablate``) adds the ablation and beyond runs to an existing
     folder's manifest and runs only those (no main runs, no probing). ``workers`` processes
-    generate episodes, roll out policies and extract the probing features.
+    generate episodes, roll out policies and extract the probing features. ``parts``: which
+    :data:`~mirror_align.pipeline.manifest.ABLATION_PARTS` the ablation runs (all by default).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -46,7 +54,7 @@ def reproduce(
     write_json_atomic(
         out / "config.json", {"experiment": config_to_dict(base), "versions": stages.versions()}
     )
-    runs = plan_runs(base, seeds, ablation=ablation, main=main)
+    runs = plan_runs(base, seeds, ablation=ablation, main=main, parts=parts)
     if main:
         write_manifest(out, base.preset, seeds, runs)
     else:  # `ablate` adds its runs to an existing experiment folder's manifest

@@ -82,10 +82,7 @@ def table3(inputs: ReportInputs) -> Table | Missing:
             f"No `manifest.json` in {inputs.root}: run `mirror-align reproduce --out {inputs.root}`."
         )
     if not inputs.group("ablation"):
-        return Missing(
-            "Skipped (--skip-ablation): `manifest.json` lists no `ablation` runs. Make it with "
-            f"`mirror-align reproduce --out {inputs.root}` without `--skip-ablation`."
-        )
+        return Missing("`manifest.json` lists no `ablation` runs. " + inputs.how_to_add("table3"))
     seeds = sorted({r.seed for r in inputs.group("ablation")})
     spread = main_spread(inputs)
     rows = _table3_rows(inputs, seeds, spread)
@@ -131,9 +128,8 @@ def beyond_table(inputs: ReportInputs) -> Table | Missing:
     runs = inputs.group("beyond", "mn")
     if not runs:
         return Missing(
-            "`manifest.json` lists no `beyond` MN runs (multi-positive loss, MLP projector): "
-            f"they are made by `mirror-align reproduce --out {inputs.root}` without "
-            "`--skip-ablation`."
+            "`manifest.json` lists no `beyond` MN runs (multi-positive loss, MLP "
+            "projector). " + inputs.how_to_add("beyond")
         )
     rows = []
     for info in runs:
@@ -194,9 +190,8 @@ def colour_token_table(inputs: ReportInputs) -> Table | Missing:
     runs = inputs.group("beyond", "au")
     if not runs:
         return Missing(
-            "`manifest.json` lists no `beyond` AU run (the AU with `au.colour_tokens` flipped, "
-            "which ablates the motion-gated colour tokens): it is made by "
-            f"`mirror-align reproduce --out {inputs.root}` without `--skip-ablation`."
+            "`manifest.json` lists no `beyond` AU run (the AU with `au.colour_tokens` "
+            "flipped, which ablates the motion-gated colour tokens). " + inputs.how_to_add("beyond")
         )
     rows = []
     for info in runs:

@@ -136,6 +136,16 @@ class ReportInputs:
         """The first run of ``group`` and ``method`` trained with ``seed`` (None if there is none)."""
         return next((r for r in self.group(group, method) if r.seed == seed), None)
 
+    def how_to_add(self, part: str) -> str:
+        """The sentence telling how to add the ablation ``part`` (``table3``, ``beyond``,
+        ``share``; ``pipeline.manifest.ABLATION_PARTS``) to this folder, for a missing table."""
+        preset = (self.manifest or {}).get("preset", "quick")
+        return (
+            f"`reproduce` ran with `--skip-ablation` or an `--ablation` list without `{part}`; "
+            f"add them with `mirror-align ablate --preset {preset} --out {self.root} "
+            f"--ablation {part}`."
+        )
+
 
 def _read_json(path: Path) -> Any:
     try:

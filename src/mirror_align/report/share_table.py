@@ -37,8 +37,8 @@ def au_share_table(inputs: ReportInputs) -> Table | Missing:
     if not runs:
         return Missing(
             "`manifest.json` lists no `share` runs (MN and the AU at the paper's "
-            f"`train.au_share` {PAPER_AU_SHARE:g}): `reproduce` makes them without "
-            "`--skip-ablation` when the preset's share differs from the paper's."
+            f"`train.au_share` {PAPER_AU_SHARE:g}, made only when the preset's share differs). "
+            + inputs.how_to_add("share")
         )
     seed = runs[0].seed
     # config.json as reproduce writes it: {"experiment": <the config>, "versions": ...}
