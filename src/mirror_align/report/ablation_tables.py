@@ -15,7 +15,7 @@ from mirror_align.report import paper_numbers as paper
 from mirror_align.report.inputs import ReportInputs, RunInfo
 from mirror_align.report.stats import fmt, fmt_pm
 from mirror_align.report.tables import BASELINES, Missing, Table, metric_value
-from mirror_align.report.verdict import main_spread, noise_note, noise_reading
+from mirror_align.report.verdict import delta_cells, main_spread, noise_note
 
 
 def _ablation_cell(inputs: ReportInputs, pairing: str, tau: float) -> RunInfo | None:
@@ -55,12 +55,10 @@ def _table3_rows(
             row = [pairing, f"{tau:g}"]
             for metric, paper_value in ((RECOGNITION, p_au), (SUCCESS, p_ee)):
                 value = None if info is None else metric_value(inputs, info.name, metric, "all")
-                ref = baselines[metric]
-                diff = None if value is None or ref is None or ref[1] is None else value - ref[1]
+                base = None if baselines[metric] is None else baselines[metric][1]
                 row += [
                     "not run" if info is None else "missing" if value is None else fmt(value),
-                    "n/a" if diff is None else fmt(diff, signed=True),
-                    noise_reading(diff, spread[metric]),
+                    *delta_cells(value, base, spread[metric]),
                     f"{paper_value:.1f}",
                 ]
             rows.append([*row, "-" if info is None else info.name])

@@ -13,7 +13,7 @@ from mirror_align.constants import PAPER_AU_SHARE, RECOGNITION, SUCCESS
 from mirror_align.report.inputs import ReportInputs, RunInfo
 from mirror_align.report.stats import fmt
 from mirror_align.report.tables import Missing, Table, metric_value
-from mirror_align.report.verdict import main_spread, noise_note, noise_reading
+from mirror_align.report.verdict import delta_cells, main_spread, noise_note
 
 
 def _value(inputs: ReportInputs, info: RunInfo | None, metric: str) -> float | None:
@@ -21,12 +21,10 @@ def _value(inputs: ReportInputs, info: RunInfo | None, metric: str) -> float | N
 
 
 def _cells(mn: float | None, base: float | None, spread: float | None) -> list[str]:
-    diff = None if mn is None or base is None else mn - base
     return [
         "missing" if base is None else fmt(base),
         "missing" if mn is None else fmt(mn),
-        "n/a" if diff is None else fmt(diff, signed=True),
-        noise_reading(diff, spread),
+        *delta_cells(mn, base, spread),
     ]
 
 

@@ -70,6 +70,13 @@ def noise_reading(diff: float | None, spread: float | None) -> str:
     return "above noise" if diff > 0 else "below noise"
 
 
+def delta_cells(value: float | None, base: float | None, spread: float | None) -> list[str]:
+    """The table cells of a one-seed run against its baseline: [Δ ``value - base`` in signed
+    points, or "n/a" without either; its :func:`noise_reading` against ``spread``]."""
+    diff = None if value is None or base is None else value - base
+    return ["n/a" if diff is None else fmt(diff, signed=True), noise_reading(diff, spread)]
+
+
 def noise_note(spread: dict[str, float | None]) -> str:
     """The footnote that says how :func:`noise_reading` reads a one-seed difference."""
     spreads = ", ".join(
