@@ -143,12 +143,16 @@ def write_fake_reproduce(
     tsne: bool = True,
     seeds: tuple[int, ...] = SEEDS,
     colour_ablation: bool = True,
+    offline_yaw_drop: float | None = None,
 ) -> Path:
     """Write the folder at ``root``; returns ``root``. ``colour_ablation`` adds the beyond AU run
     without colour tokens (``au_no_colour_s0``, ``COLOUR_OFF`` below ``au_s0``) and the one
-    without colour moments (``au_no_moments_s0``, ``MOMENTS_OFF`` below)."""
+    without colour moments (``au_no_moments_s0``, ``MOMENTS_OFF`` below). ``offline_yaw_drop``
+    adds the EE offline reference metrics of the main EE and MN runs (:func:`_write_offline`)."""
     root.mkdir(parents=True, exist_ok=True)
     runs = _write_runs(root, seeds, mn_gain, ablation=ablation, colour=colour_ablation)
+    if offline_yaw_drop is not None:
+        _write_offline(root, seeds, offline_yaw_drop)
     (root / "manifest.json").write_text(
         json.dumps({"preset": "tiny", "seeds": list(seeds), "runs": runs})
     )
@@ -261,3 +265,21 @@ def _write_tsne(root: Path) -> None:
             instruction_id=np.concatenate([ids, ids]),
             model=np.repeat([0, 1], n),
         )
+
+
+def _write_offline(root: Path, seeds: tuple[int, ...], yaw_drop: float) -> None:
+    """``task=all`` offline keyframe records of ``ee_s<seed>`` and ``mn_s<seed>``: MN's yaw share
+    is ``yaw_drop`` below the EE's, plus 0.01 on odd seeds; the other two metrics are equal."""
+    for seed in seeds:
+        ee_yaw = 0.6 + 0.02 * seed
+        for method, yaw in (("ee", ee_yaw), ("mn", ee_yaw - yaw_drop + 0.01 * (seed % 2))):
+            name = f"{method}_s{seed}"
+            values = {
+                "position_within_2cm": 0.55 + 0.01 * seed,
+                "rotation_within1_yaw": yaw,
+                "gripper_accuracy": 0.97,
+            }
+            append_metrics(
+                root / "runs" / name / "metrics.jsonl",
+                [MetricRecord(name, STEP, "test", "all", m, v, seed) for m, v in values.items()],
+            )

@@ -176,6 +176,28 @@ def test_verdict_calls_a_difference_reliable_only_when_its_ci_excludes_zero(tmp_
     assert "The paper's effect lies above the 95% CI: this run argues against an effect" in text
 
 
+def test_reference_metrics_are_paired_and_a_reliable_one_is_named(tmp_path):
+    five = (0, 1, 2, 3, 4)
+    root = write_fake_reproduce(
+        tmp_path / "drop", seeds=five, probing=False, tsne=False, offline_yaw_drop=0.08
+    )
+    text = verdict(load_inputs(root))  # yaw differences -8, -7, -8, -7, -8 points
+    assert text.endswith(
+        "Beyond the paper's metrics, alignment reliably changed (reference, summary table): "
+        "EE offline: yaw within one 5° bin, MN -7.6 points (95% CI [-8.3, -6.9], p = <0.001)."
+    )
+    md = render_report(root).markdown.read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| EE offline: yaw"))
+    assert "| EE: 64.0 ± 3.2 |" in row and "| -7.6 | [-8.3, -6.9] |" in row
+    assert "| EE offline: gripper flag (reference) | EE: 97.0 ± 0.0 |" in md
+    same = write_fake_reproduce(
+        tmp_path / "same", seeds=five, probing=False, tsne=False, offline_yaw_drop=0.0
+    )
+    assert "Beyond the paper's metrics" not in verdict(load_inputs(same))  # CI [-0.3, 1.1]
+    plain = render_report(write_fake_reproduce(tmp_path / "plain", probing=False, tsne=False))
+    assert "EE offline" not in plain.verdict and "| EE offline" not in plain.markdown.read_text()
+
+
 def test_one_seed_says_n_a(tmp_path):
     root = write_fake_reproduce(tmp_path / "one", seeds=(0,), tsne=False, probing=False)
     text = verdict(load_inputs(root))

@@ -30,6 +30,8 @@ from mirror_align.eval.precision import binomial_se, mean_rate_se
 
 # Recognition metrics read besides RECOGNITION, at its step (docs/experiments.md).
 RECOGNITION_EXTRA = (RECOGNITION_TEXT, RECOGNITION_CEILING, RECOGNITION_CLIPS, RECOGNITION_SE)
+# EE offline keyframe metrics (eval/keyframe_metrics.py) the summary pairs by seed for reference.
+OFFLINE_REFERENCE = ("position_within_2cm", "rotation_within1_yaw", "gripper_accuracy")
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,17 @@ class RunMetrics:
     recognition: dict[str, float] = field(default_factory=dict)
     success: dict[str, dict[int, float]] = field(default_factory=dict)
     recognition_extra: dict[str, dict[str, float]] = field(default_factory=dict)
+    # metric of OFFLINE_REFERENCE -> task -> value in [0, 1], each at its latest step
+    offline: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def scores(self, metric: str) -> dict[str, float]:
-        """task -> value of ``RECOGNITION`` or of a metric of :data:`RECOGNITION_EXTRA`."""
-        return self.recognition if metric == RECOGNITION else self.recognition_extra.get(metric, {})
+        """task -> value of ``RECOGNITION``, of a metric of :data:`RECOGNITION_EXTRA` or of one
+        of :data:`OFFLINE_REFERENCE`."""
+        if metric == RECOGNITION:
+            return self.recognition
+        if metric in OFFLINE_REFERENCE:
+            return self.offline.get(metric, {})
+        return self.recognition_extra.get(metric, {})
 
     def recognition_se(self, metric: str, task: str) -> float | None:
         """Standard error, from sampling the test clips, of ``metric`` (``RECOGNITION`` or
@@ -216,6 +225,10 @@ def read_run_metrics(path: Path, run: str, split: str, notes: list[str]) -> RunM
     out.success_step, suc = _latest(on_split, SUCCESS)
     for r in suc:
         out.success.setdefault(r.task, {})[int(r.seed)] = float(r.value)
+    for metric in OFFLINE_REFERENCE:
+        _, offline = _latest(on_split, metric)
+        if offline:
+            out.offline[metric] = {r.task: float(r.value) for r in offline}
     return out
 
 
