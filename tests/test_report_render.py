@@ -126,8 +126,8 @@ def test_verdict_flips_with_the_data(tmp_path):
     good, bad = verdict(better), verdict(worse)
     # 2 seeds differing by 5 and 6 points: above, but the paired CI spans zero, so no "beat"
     assert good.startswith(
-        "MN scored above its baseline on every measured metric in this run, but no difference is "
-        "reliable: every paired 95% CI includes zero."
+        "MN scored above its baseline on every metric of the paper's claim in this run, but none of "
+        "these differences is reliable: every paired 95% CI includes zero."
     )
     assert (
         "On recognition accuracy (by exact instruction id), MN scored above the AU baseline: 61.5% vs "
@@ -147,7 +147,7 @@ def test_verdict_flips_with_the_data(tmp_path):
     )
     assert "the size of the paper's (+3.5 points)" in good
     assert "The 95% CI contains both zero and the paper's effect" in good
-    assert bad.startswith("MN did not score above its baseline on any measured metric")
+    assert bad.startswith("MN did not score above its baseline on any metric of the paper's claim")
     assert "MN scored below the EE baseline" in bad and "-4.5 points" in bad
 
 
@@ -156,7 +156,7 @@ def test_verdict_calls_a_difference_reliable_only_when_its_ci_excludes_zero(tmp_
     far = verdict(load_inputs(write_fake_reproduce(tmp_path / "far", seeds=five, probing=False)))
     # differences 5..9 points: CI [5.0, 9.0] excludes zero and the paper's +3.3 / +3.5
     assert far.startswith(
-        "MN beat its baseline on every measured metric in this run; every paired 95% CI excludes zero."
+        "MN beat its baseline on every metric of the paper's claim in this run; every paired 95% CI excludes zero."
     )
     assert "MN beat the AU baseline" in far
     assert "The 95% CI excludes both zero and the paper's effect." in far
@@ -169,8 +169,8 @@ def test_verdict_calls_a_difference_reliable_only_when_its_ci_excludes_zero(tmp_
     small = write_fake_reproduce(tmp_path / "small", seeds=five, mn_gain=-0.02, probing=False)
     text = verdict(load_inputs(small))  # differences -2..2 points: CI [-2.0, 2.0]
     assert text.startswith(
-        "MN did not score above its baseline on any measured metric in this run, but no "
-        "difference is reliable"
+        "MN did not score above its baseline on any metric of the paper's claim in this run, but "
+        "none of these differences is reliable"
     )
     assert "MN tied with the AU baseline" in text
     assert "The paper's effect lies above the 95% CI: this run argues against an effect" in text

@@ -316,18 +316,20 @@ def _overall(outcomes: list[tuple[str, bool, bool, bool]]) -> str:
         return "No verdict: the main comparison has no evaluation records."
     above = sum(up for _, up, _, _ in outcomes)
     where = (
-        "every measured metric"
+        "every metric of the paper's claim"
         if above == len(outcomes)
-        else f"{above} of {len(outcomes)} measured metrics"
+        else f"{above} of {len(outcomes)} metrics of the paper's claim"
     )
     head = f"MN scored above its baseline on {where} in this run"
     if above == 0:
-        head = "MN did not score above its baseline on any measured metric in this run"
+        head = "MN did not score above its baseline on any metric of the paper's claim in this run"
     reliable = [label for label, _, ok, _ in outcomes if ok]
     if not any(tested for *_, tested in outcomes):
         return head + "; with one training seed no difference can be tested."
     if not reliable:
-        return head + ", but no difference is reliable: every paired 95% CI includes zero."
+        return (
+            head + ", but none of these differences is reliable: every paired 95% CI includes zero."
+        )
     if len(reliable) == len(outcomes) and above == len(outcomes):
-        return "MN beat its baseline on every measured metric in this run; every paired 95% CI excludes zero."
+        return "MN beat its baseline on every metric of the paper's claim in this run; every paired 95% CI excludes zero."
     return head + f"; reliable (paired 95% CI excludes zero): {', '.join(reliable)}."
