@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from mirror_align.config.experiment import load_experiment, loop_steps
 from mirror_align.constants import PAPER_AU_SHARE
 from mirror_align.pipeline.manifest import manifest_runs, plan_runs, write_manifest
@@ -52,4 +54,15 @@ def test_share_table_compares_mn_and_au_at_each_share(tmp_path):
     assert rows["0.2 (paper)"][9] == "au_share0.2_s0 / mn_share0.2_s0 / ee_s0"
     assert "0.7 points" in " ".join(table.notes)  # the main comparison's spread it is read against
     no_share = load_inputs(write_fake_reproduce(tmp_path / "skip", ablation=False, probing=False))
-    assert isinstance(au_share_table(no_share), Missing)
+    missing = au_share_table(no_share)
+    assert isinstance(missing, Missing) and "--ablation share" in missing.message
+    # A preset already at the paper's share makes no share runs, and the note does not send the
+    # reader to a command that would make none either.
+    config = json.loads((no_share.root / "config.json").read_text())
+    config["experiment"]["train"]["au_share"] = 0.2
+    (no_share.root / "config.json").write_text(json.dumps(config))
+    missing = au_share_table(load_inputs(no_share.root))
+    assert missing.message.startswith(
+        "Not needed: the preset's `train.au_share` is the paper's 0.2"
+    )
+    assert "ablate" not in missing.message

@@ -18,7 +18,9 @@ from pathlib import Path
 from mirror_align.atomic import write_json_atomic
 from mirror_align.config import config_to_dict
 from mirror_align.config.experiment import ExperimentConfig
+from mirror_align.constants import PAPER_AU_SHARE
 from mirror_align.pipeline import stages
+from mirror_align.pipeline.folder_config import check_same_experiment
 from mirror_align.pipeline.manifest import (
     ABLATION_PARTS,
     RunSpec,
@@ -44,17 +46,27 @@ def reproduce(
     """Run (or resume) every stage into ``out``; returns the content of ``timings.json``.
 
     ``main=False`` (``mirror-align ablate``) adds the ablation and beyond runs to an existing
-    folder's manifest and runs only those (no main runs, no probing). ``workers`` processes
+    folder's manifest and runs only those (no main runs, no probing). Raises
+    :class:`~mirror_align.errors.UserInputError` when ``out`` holds runs made with other
+    settings (:func:`~mirror_align.pipeline.folder_config.check_same_experiment`). ``workers`` processes
     generate episodes, roll out policies and extract the probing features. ``parts``: which
     :data:`~mirror_align.pipeline.manifest.ABLATION_PARTS` the ablation runs (all by default).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     base = replace(base, data=replace(base.data, path=str(out / "data")))
-    write_json_atomic(
-        out / "config.json", {"experiment": config_to_dict(base), "versions": stages.versions()}
-    )
+    check_same_experiment(base, out)  # one folder, one set of settings: its Δs compare like to like
+    out.mkdir(parents=True, exist_ok=True)
+    if main or not (out / "config.json").is_file():  # `ablate` keeps the main runs' record
+        write_json_atomic(
+            out / "config.json",
+            {"experiment": config_to_dict(base), "versions": stages.versions()},
+        )
     runs = plan_runs(base, seeds, ablation=ablation, main=main, parts=parts)
+    if ablation and "share" in parts and not any(spec.group == "share" for spec in runs):
+        log(
+            f"share: train.au_share is already the paper's {PAPER_AU_SHARE:g}, so the main runs "
+            "are that comparison; no share runs"
+        )
     if main:
         write_manifest(out, base.preset, seeds, runs)
     else:  # `ablate` adds its runs to an existing experiment folder's manifest

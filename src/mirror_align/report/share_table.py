@@ -32,6 +32,13 @@ def au_share_table(inputs: ReportInputs) -> Table | Missing:
     """Per share (the preset's, the paper's): AU baseline vs MN's AU side, EE baseline vs MN's
     success (``task=all``, %), each difference read against the main comparison's spread."""
     runs = inputs.group("share")
+    # config.json as reproduce writes it: {"experiment": <the config>, "versions": ...}
+    preset_share = (inputs.config or {}).get("experiment", {}).get("train", {}).get("au_share")
+    if not runs and preset_share is not None and abs(preset_share - PAPER_AU_SHARE) < 1e-9:
+        return Missing(
+            f"Not needed: the preset's `train.au_share` is the paper's {PAPER_AU_SHARE:g}, so the "
+            "main comparison is already MN vs the AU at the paper's share."
+        )
     if not runs:
         return Missing(
             "`manifest.json` lists no `share` runs (MN and the AU at the paper's "
@@ -39,8 +46,6 @@ def au_share_table(inputs: ReportInputs) -> Table | Missing:
             + inputs.how_to_add("share")
         )
     seed = runs[0].seed
-    # config.json as reproduce writes it: {"experiment": <the config>, "versions": ...}
-    preset_share = (inputs.config or {}).get("experiment", {}).get("train", {}).get("au_share")
     spread = main_spread(inputs)
     ee = inputs.seed_run("main", "ee", seed)
     rows = []
