@@ -1,6 +1,7 @@
 """`mirror-align probe` and `demo` through the real `main([...])`: happy paths and one-line errors."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,3 +237,22 @@ def test_probe_prints_every_metrics_chance_level(features, capsys):
     # Correlated features: both training-free metrics far above their chance levels.
     assert record["mutual_knn"] > 3 * record["mutual_knn_chance"]
     assert record["cka_linear"] > record["cka_linear_chance"] + 0.3
+
+
+def test_a_closed_stdout_ends_the_command_quietly():
+    """`mirror-align tasks --json | head`: the reader leaves before the command writes (`true`
+    exits at once, the command imports for a second); no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run(
+        f"'{sys.executable}' -m mirror_align.cli tasks --json | true",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr

@@ -284,7 +284,10 @@ def test_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "MN scored above its baseline" in out and "report.html" in out
     assert main(["report", str(tmp_path / "nope")]) == 2
-    assert "is not a folder" in capsys.readouterr().err
+    # the stage's own "report: " prefix is not repeated after the command's
+    assert capsys.readouterr().err.strip() == (
+        f"mirror-align report: error: {tmp_path / 'nope'} is not a folder"
+    )
     (root / "probing").mkdir(exist_ok=True)
     np.savez(root / "probing" / "tsne_bad.npz", points=np.zeros((4, 3)))
     with pytest.raises(UserInputError, match="tsne_bad.npz"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from mirror_align import __version__
@@ -66,11 +67,20 @@ def main(argv: list[str] | None = None) -> int:
         configure_headless_rendering()
         return int(args._run(args) or 0)
     except UserInputError as err:
-        print(f"mirror-align {args.command}: error: {err}", file=sys.stderr)
+        message = str(err)
+        # A library error names its stage ("report: ..."); the command line already says it.
+        message = message.removeprefix(f"{args.command}: ")
+        print(f"mirror-align {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mirror-align {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`mirror-align tasks --json | head`): stop quietly, and
+        # point stdout at devnull so that flushing it at exit raises nothing either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
