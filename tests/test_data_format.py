@@ -209,6 +209,16 @@ def test_verify_names_the_damaged_episode(tmp_path, capsys, damage):
     assert expected[damage] in lines[0]
 
 
+def test_verify_refuses_a_folder_that_is_not_a_dataset_in_one_line(tmp_path, capsys):
+    for folder in (tmp_path, tmp_path / "missing"):
+        assert cli(["dataset", "verify", str(folder)]) == 2  # bad input, not a damaged dataset
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            f"mirror-align dataset: error: {folder / 'dataset.json'}: not found; is {folder} a "
+            "mirror-align dataset folder?"
+        ]
+
+
 def test_verify_checks_content_against_the_schema(tmp_path, capsys):
     root = tmp_path / "ds"
     _write_small(root)

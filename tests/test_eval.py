@@ -64,3 +64,8 @@ def test_evaluate_writes_per_task_metrics_and_episode_outcomes(tiny_mn_run):
 def test_evaluate_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "no complete checkpoint" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "typo")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mirror-align evaluate: error: {tmp_path / 'typo'}: no such run folder "
+        "(a `mirror-align train --out` folder)"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 NAME = "dataset"
 HELP = (
@@ -87,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from tqdm import tqdm
 
+    from mirror_align.data.schema import META_FILE
+    from mirror_align.data.writer import load_meta
+
+    if not (Path(args.dir) / META_FILE).is_file():
+        load_meta(args.dir)  # not a dataset folder at all: bad input, one line, exit 2
     with tqdm(desc="verify", unit="episode", file=sys.stderr, leave=False) as bar:
         problems, checked = verify_dataset(args.dir, progress=bar.update)
     for line in problems:

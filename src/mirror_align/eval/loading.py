@@ -44,8 +44,11 @@ class LoadedRun:
 
 
 def resolve_checkpoint(run_dir: str | Path, step: int | None = None) -> tuple[int, Path]:
-    """``(step, folder)`` of checkpoint ``step``, or of the latest complete one."""
+    """``(step, folder)`` of checkpoint ``step``, or of the latest complete one. Raises
+    :class:`UserInputError` naming ``run_dir`` when it is not a folder or lacks that checkpoint."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserInputError(f"{run_dir}: no such run folder (a `mirror-align train --out` folder)")
     if step is None:
         folder = latest_checkpoint(run_dir)
         if folder is None:
