@@ -162,6 +162,12 @@ def test_probe_rejects_unknown_suffix_and_missing_file(features, capsys):
         _probe_args(tmp_path, "--u", str(tmp_path / "nope.npy"), "--e", str(tmp_path / "e.npz")),
     )
     assert "file not found" in line
+    (tmp_path / "text.npy").write_text("not an array\n")  # numpy would read it as a pickle
+    line = _error(
+        capsys,
+        _probe_args(tmp_path, "--u", str(tmp_path / "text.npy"), "--e", str(tmp_path / "e.npz")),
+    )
+    assert "is not a NumPy .npy file" in line and "pickle" not in line
 
 
 def test_probe_rejects_wrong_key_length(features, capsys):

@@ -42,9 +42,21 @@ def _pick(arrays: Mapping[str, object], name: str | None, path: Path, what: str)
     return arrays[names[0]]
 
 
+# The first bytes of a .npy file and of a .npz (zip) archive: numpy reads anything else as a
+# pickle, and with pickles refused its error suggests loading the file unsafely.
+MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}
+
+
 def _read_array(path: Path, name: str | None, what: str) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
+        if suffix in MAGIC and path.is_file():
+            with open(path, "rb") as handle:
+                if handle.read(len(MAGIC[suffix])) != MAGIC[suffix]:
+                    raise UserInputError(
+                        f"{what}: {path} is not a NumPy {suffix} file (its first bytes are not "
+                        f"the {suffix} header)"
+                    )
         if suffix == ".npy":
             return np.load(path, allow_pickle=False)
         if suffix == ".npz":
