@@ -167,17 +167,22 @@ def _figure_sections(inputs: ReportInputs, figures: dict[str, bytes | Missing]) 
 
 def _config_section(inputs: ReportInputs) -> Section:
     config = _with_notes(Section("config", "Config and versions"), inputs.notes, "config")
-    rows = [[k, v] for k, v in _recorded_versions(inputs.config).items()]
-    rows += [
-        ["mirror-align (rendering the report)", _version("mirror-align")],
-        ["torch", _version("torch")],
-        ["mujoco", _version("mujoco")],
-        ["python", platform.python_version()],
+    recorded = _recorded_versions(inputs.config)
+    now = {
+        "mirror_align": _version("mirror-align"),
+        "torch": _version("torch"),
+        "mujoco": _version("mujoco"),
+        "python": platform.python_version(),
+    }
+    rows = [
+        [name, recorded.get(name, "not recorded"), now.get(name, "-")]
+        for name in [*now, *(k for k in recorded if k not in now)]
     ]
     config.add(
         Table(
-            "Versions (recorded in config.json, then of this report's environment)",
-            ["what", "version"],
+            "Versions: recorded with the runs (config.json) and of the environment rendering "
+            "this report",
+            ["what", "runs (config.json)", "this report"],
             rows,
         )
     )
