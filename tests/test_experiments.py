@@ -242,6 +242,10 @@ def test_probe_runs_command_end_to_end(tiny_sim_dataset, runs, tmp_path, capsys)
     # The 4 test episodes are fewer than 8 per subset: reported, nothing written.
     assert "subsets au: MISSING" in captured.err and "subsets ee: MISSING" in captured.err
     assert not (out / "subsets.jsonl").exists()
+    for comparison in ("au", "ee"):  # the reason stays beside the records, for the report
+        note = json.loads((out / f"subsets_{comparison}.skipped.json").read_text())
+        assert note["comparison"] == comparison
+        assert "equal-size probing needs >= 8 in each" in note["reason"]
     records, _ = read_metrics(out / "along_training.jsonl")
     assert {r.step for r in records} == {0, 2, 4}
     test_episodes = DatasetReader(tiny_sim_dataset).select("test")

@@ -198,6 +198,25 @@ def test_reference_metrics_are_paired_and_a_reliable_one_is_named(tmp_path):
     assert "EE offline" not in plain.verdict and "| EE offline" not in plain.markdown.read_text()
 
 
+def _section(md: str, title: str) -> str:
+    return md.split(f"## {title}")[1].split("\n## ")[0]
+
+
+def test_fig3_right_gives_the_probing_stages_reason_when_nothing_was_probed(tmp_path):
+    root = write_fake_reproduce(tmp_path / "run", probing=False, tsne=False)
+    md = render_report(root).markdown.read_text()
+    assert "made by `mirror-align reproduce" in _section(md, "Fig. 3 right")  # never probed
+    (root / "probing").mkdir(exist_ok=True)
+    reason = "ee_success has 3, ee_failure has 33 episode(s); equal-size probing needs >= 8 in each"
+    (root / "probing" / "subsets_ee.skipped.json").write_text(
+        json.dumps({"comparison": "ee", "reason": reason})
+    )
+    right = _section(render_report(root).markdown.read_text(), "Fig. 3 right")
+    assert "no comparison could be probed (notes)" in right
+    assert f"Subset comparison `ee` not probed: {reason}." in right
+    assert "made by `mirror-align reproduce" not in right
+
+
 def test_one_seed_says_n_a(tmp_path):
     root = write_fake_reproduce(tmp_path / "one", seeds=(0,), tsne=False, probing=False)
     text = verdict(load_inputs(root))

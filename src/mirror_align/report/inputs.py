@@ -127,6 +127,7 @@ class ReportInputs:
     metrics: dict[str, RunMetrics] = field(default_factory=dict)
     along_training: list[MetricRecord] | None = None
     subsets: list[MetricRecord] | None = None
+    subsets_skipped: dict[str, str] = field(default_factory=dict)  # comparison -> why not probed
     tsne: list[TsnePoints] = field(default_factory=list)
     train_logs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
@@ -357,6 +358,14 @@ def _read_probing_folder(inputs: ReportInputs, probing: Path) -> None:
         )
     if not probing.is_dir():
         return
+    # A subset comparison the probing stage could not make (pipeline/probing/fig3_right.py) leaves
+    # subsets_<comparison>.skipped.json with the reason.
+    for path in sorted(probing.glob("subsets_*.skipped.json")):
+        note = _read_json(path)
+        reason = note.get("reason", "no reason recorded") if isinstance(note, dict) else note
+        comparison = path.name.removeprefix("subsets_").removesuffix(".skipped.json")
+        inputs.subsets_skipped[comparison] = str(reason)
+        notes["fig3_right"].append(f"Subset comparison `{comparison}` not probed: {reason}.")
     inputs.tsne = [_read_tsne(p) for p in sorted(probing.glob("tsne_*.npz"))]
     # A t-SNE skipped by the probing stage (pipeline/probing/fig6_tsne.py: collapsed points)
     # leaves tsne_<run>.skipped.json with the reason, shown in place of its panel.

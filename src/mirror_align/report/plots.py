@@ -93,6 +93,8 @@ def fig3_right(inputs: ReportInputs) -> bytes | Missing:
     """Subset Recall@1 bars (mean ± std over repeats): AU correct/incorrect, EE success/failure."""
     records = [r for r in inputs.subsets or [] if r.metric == "subset_recall_at_1"]
     if not records:
+        if inputs.subsets_skipped:
+            return Missing("No subset probing records: no comparison could be probed (notes).")
         return Missing(
             "No subset probing records (`probing/subsets.jsonl`): made by "
             f"`mirror-align reproduce --out {inputs.root}` (probing stage)."

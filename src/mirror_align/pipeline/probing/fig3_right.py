@@ -15,6 +15,7 @@ import numpy as np
 
 from mirror_align.align.probe import ProbeConfig
 from mirror_align.align.probe_subsets import MIN_SUBSET_ROWS, probe_subsets
+from mirror_align.atomic import write_json_atomic
 from mirror_align.eval.features import EpisodeFeatures
 from mirror_align.eval.loading import resolve_checkpoint
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics
@@ -30,6 +31,9 @@ from mirror_align.pipeline.probing.common import (
 )
 
 SUBSET_METRIC = "subset_recall_at_1"
+# A comparison that could not be probed leaves probing/subsets_<comparison>.skipped.json =
+# {"comparison", "reason"} beside the records, for the report (removed once it is probed).
+SKIPPED_SUFFIX = ".skipped.json"
 # Comparison -> its two subsets (the ``split`` field of subsets.jsonl).
 SUBSET_COMPARISONS: dict[str, tuple[str, str]] = {
     "au": ("au_correct", "au_incorrect"),
@@ -188,7 +192,8 @@ def probe_success_subsets(
     ``mirror-align evaluate`` at the latest checkpoint S). Records: ``run=pair_name``,
     ``step`` = the EE checkpoint step, ``split`` = the subset. A comparison already in the file is
     kept; one that cannot be made (no outcome file, a subset under :data:`MIN_SUBSET_ROWS`) is
-    reported as "missing" and writes nothing.
+    reported as "missing", writes no records and leaves ``subsets_<comparison>.skipped.json``
+    with the reason beside ``out_jsonl``.
     """
     config = probe_config or default_probe_config()
     out_jsonl = Path(out_jsonl)
@@ -208,4 +213,10 @@ def probe_success_subsets(
             outcomes[comparison] = probe_subset_comparison(
                 features, comparison, masks, name, ee_step, out_jsonl, config, repeats
             )
+    for comparison, outcome in outcomes.items():
+        note = out_jsonl.parent / f"subsets_{comparison}{SKIPPED_SUFFIX}"
+        if outcome.status == "missing":
+            write_json_atomic(note, {"comparison": comparison, "reason": outcome.reason})
+        else:
+            note.unlink(missing_ok=True)
     return [outcomes[c] for c in sources]
