@@ -54,6 +54,15 @@ def _camera(yaw: float) -> tuple[np.ndarray, np.ndarray]:
     return k, t
 
 
+def _table_depth(k: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``[S, S]`` depth (m, along the optical axis) of the table plane z = 0 seen by camera (k, t):
+    every camera sees the same surface, so the dataset passes ``dataset verify``'s geometry check."""
+    v, u = np.mgrid[0:S, 0:S].astype(np.float64) + 0.5  # pixel centres
+    rays = np.linalg.inv(k.astype(np.float64)) @ np.stack([u, v, np.ones_like(u)]).reshape(3, -1)
+    down = (t[:3, :3].astype(np.float64) @ rays)[2]  # world z per unit of depth
+    return (-float(t[2, 3]) / down).reshape(S, S).astype(np.float32)
+
+
 def hand_orientations(rng: np.random.Generator, n: int, degrees: float = 4.0) -> np.ndarray:
     """``[n, 4]`` xyzw: the raw "down" hand pose tilted by up to ``degrees`` about a random axis."""
     axes = rng.normal(size=(n, 3))
@@ -80,7 +89,7 @@ def make_episode(task: str, variation: int, seed: int, split: str, keyframes: in
         success=True,
         video=rng.integers(0, 256, size=(8, S, S, 3), dtype=np.uint8),
         rgb=rng.integers(0, 256, size=(keyframes, 4, S, S, 3), dtype=np.uint8),
-        depth=rng.uniform(0.8, 1.4, size=(keyframes, 4, S, S)).astype(np.float32),
+        depth=np.tile(np.stack([_table_depth(*c) for c in cams]), (keyframes, 1, 1, 1)),
         intrinsics=np.tile(np.stack([c[0] for c in cams]), (keyframes, 1, 1, 1)),
         extrinsics=np.tile(np.stack([c[1] for c in cams]), (keyframes, 1, 1, 1)),
         proprio=poses[:-1].astype(np.float32),
