@@ -57,4 +57,5 @@ def test_ablate_uses_the_folders_config_and_refuses_another(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "share: train.au_share is already the paper's 0.2" in out
     assert json.loads((folder / "manifest.json").read_text())["runs"] == []
+    assert not (folder / "data").exists()  # nothing to train, so no dataset was generated
     assert (folder / "config.json").read_text() == before  # ablate keeps the main runs' record

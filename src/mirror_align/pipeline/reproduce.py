@@ -73,9 +73,10 @@ def reproduce(
         runs = extend_manifest(out, base.preset, seeds, runs)
     times = StageTimes(out / "timings.json")
 
-    with times.stage("data"):
-        stages.ensure_dataset(base, workers, log)
     todo = [spec for spec in runs if main or spec.group != "main"]
+    if todo:  # an `ablate` with nothing to run needs no dataset
+        with times.stage("data"):
+            stages.ensure_dataset(base, workers, log)
     _train_all(base, todo, out, times, log)
     for spec in todo:
         with times.stage(f"evaluate {spec.name}"):
