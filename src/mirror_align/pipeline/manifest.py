@@ -20,10 +20,11 @@ PROBE_CHECKPOINTS = 5  # checkpoints along training of the seed-0 baselines (Fig
 ABLATION_PARTS: dict[str, str] = {"table3": "ablation", "beyond": "beyond", "share": "share"}
 
 
-def parse_ablation_parts(value: str, option: str = "--ablation") -> frozenset[str]:
-    """The parts named in a comma list such as ``"beyond,share"`` (``"all"``: every part).
+def parse_ablation_parts(value: str) -> frozenset[str]:
+    """The parts named in a comma list such as ``"beyond,share"`` (``"all"``: every part), the
+    value of ``--ablation``.
 
-    Raises :class:`UserInputError` naming ``option`` and the valid parts for an unknown or empty
+    Raises :class:`UserInputError` naming the option and the valid parts for an unknown or empty
     list."""
     names = [name.strip() for name in value.split(",") if name.strip()]
     if names == ["all"]:
@@ -31,7 +32,7 @@ def parse_ablation_parts(value: str, option: str = "--ablation") -> frozenset[st
     unknown = [name for name in names if name not in ABLATION_PARTS]
     if unknown or not names:
         raise UserInputError(
-            f"{option}: unknown part {', '.join(unknown) or repr(value)}; give a comma list of "
+            f"--ablation: unknown part {', '.join(unknown) or repr(value)}; give a comma list of "
             f"{', '.join(ABLATION_PARTS)}, or all"
         )
     return frozenset(names)

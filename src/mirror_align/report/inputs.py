@@ -358,19 +358,23 @@ def _read_probing_folder(inputs: ReportInputs, probing: Path) -> None:
         )
     if not probing.is_dir():
         return
-    # A subset comparison the probing stage could not make (pipeline/probing/fig3_right.py) leaves
-    # subsets_<comparison>.skipped.json with the reason.
-    for path in sorted(probing.glob("subsets_*.skipped.json")):
-        note = _read_json(path)
-        reason = note.get("reason", "no reason recorded") if isinstance(note, dict) else note
-        comparison = path.name.removeprefix("subsets_").removesuffix(".skipped.json")
-        inputs.subsets_skipped[comparison] = str(reason)
+    # A subset comparison the probing stage could not make (pipeline/probing/fig3_right.py).
+    inputs.subsets_skipped = _skipped_notes(probing, "subsets_")
+    for comparison, reason in inputs.subsets_skipped.items():
         notes["fig3_right"].append(f"Subset comparison `{comparison}` not probed: {reason}.")
     inputs.tsne = [_read_tsne(p) for p in sorted(probing.glob("tsne_*.npz"))]
-    # A t-SNE skipped by the probing stage (pipeline/probing/fig6_tsne.py: collapsed points)
-    # leaves tsne_<run>.skipped.json with the reason, shown in place of its panel.
-    for path in sorted(probing.glob("tsne_*.skipped.json")):
+    # A t-SNE skipped by the probing stage (pipeline/probing/fig6_tsne.py: collapsed points),
+    # shown in place of its panel.
+    for run, reason in _skipped_notes(probing, "tsne_").items():
+        notes["fig6"].append(f"t-SNE of `{run}` skipped: {reason}.")
+
+
+def _skipped_notes(probing: Path, prefix: str) -> dict[str, str]:
+    """name -> reason of the ``<prefix><name>.skipped.json`` notes the probing stage leaves for a
+    figure it could not make (``pipeline/probing/common.py``: ``SKIPPED_SUFFIX``)."""
+    found = {}
+    for path in sorted(probing.glob(f"{prefix}*.skipped.json")):
         note = _read_json(path)
         reason = note.get("reason", "no reason recorded") if isinstance(note, dict) else note
-        run = path.name.removeprefix("tsne_").removesuffix(".skipped.json")
-        notes["fig6"].append(f"t-SNE of `{run}` skipped: {reason}.")
+        found[path.name.removeprefix(prefix).removesuffix(".skipped.json")] = str(reason)
+    return found

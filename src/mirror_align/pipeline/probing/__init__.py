@@ -17,6 +17,7 @@ Records follow ``docs/experiments.md``; every experiment is resumable.
 
 from mirror_align.pipeline.probing.all_figures import ProbingSummary, run_all
 from mirror_align.pipeline.probing.common import (
+    SKIPPED_SUFFIX,
     Checkpoint,
     FeatureStore,
     au_clip_frames,
@@ -46,7 +47,6 @@ from mirror_align.pipeline.probing.fig3_right import (
     success_subsets_needs,
 )
 from mirror_align.pipeline.probing.fig6_tsne import (
-    SKIPPED_SUFFIX,
     TsneOutcome,
     save_tsne,
     tsne_embedding,

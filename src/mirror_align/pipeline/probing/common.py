@@ -29,6 +29,10 @@ from mirror_align.eval.loading import load_run, resolve_checkpoint, run_from_con
 from mirror_align.eval.metrics_log import MetricRecord, read_metrics
 from mirror_align.train.checkpoint import list_checkpoints, load_config
 
+# Suffix of the note a figure the probing stage could not make leaves beside its records, with
+# the reason: tsne_<run>.skipped.json (Fig. 6), subsets_<comparison>.skipped.json (Fig. 3 right).
+SKIPPED_SUFFIX = ".skipped.json"
+
 # (kind "au" or "ee", resolved run folder, step): one checkpoint's model (see checkpoint_key).
 Checkpoint = tuple[str, str, int]
 KINDS = ("au", "ee")

@@ -20,6 +20,7 @@ from mirror_align.eval.features import EpisodeFeatures
 from mirror_align.eval.loading import resolve_checkpoint
 from mirror_align.eval.metrics_log import MetricRecord, append_metrics
 from mirror_align.pipeline.probing.common import (
+    SKIPPED_SUFFIX,
     Checkpoint,
     FeatureStore,
     checkpoint_key,
@@ -31,9 +32,6 @@ from mirror_align.pipeline.probing.common import (
 )
 
 SUBSET_METRIC = "subset_recall_at_1"
-# A comparison that could not be probed leaves probing/subsets_<comparison>.skipped.json =
-# {"comparison", "reason"} beside the records, for the report (removed once it is probed).
-SKIPPED_SUFFIX = ".skipped.json"
 # Comparison -> its two subsets (the ``split`` field of subsets.jsonl).
 SUBSET_COMPARISONS: dict[str, tuple[str, str]] = {
     "au": ("au_correct", "au_incorrect"),
@@ -213,6 +211,8 @@ def probe_success_subsets(
             outcomes[comparison] = probe_subset_comparison(
                 features, comparison, masks, name, ee_step, out_jsonl, config, repeats
             )
+    # A comparison not probed leaves subsets_<comparison>.skipped.json = {"comparison", "reason"}
+    # for the report; it goes once the comparison is probed.
     for comparison, outcome in outcomes.items():
         note = out_jsonl.parent / f"subsets_{comparison}{SKIPPED_SUFFIX}"
         if outcome.status == "missing":

@@ -30,6 +30,7 @@ from mirror_align.eval.features import EpisodeFeatures
 from mirror_align.eval.loading import load_run, resolve_checkpoint
 from mirror_align.pipeline.probing.common import (
     KINDS,
+    SKIPPED_SUFFIX,
     Checkpoint,
     FeatureStore,
     checkpoint_key,
@@ -37,9 +38,6 @@ from mirror_align.pipeline.probing.common import (
     open_store,
     pair_name,
 )
-
-# Suffix of the note a skipped t-SNE leaves: probing/tsne_<run>.skipped.json = {"run", "reason"}.
-SKIPPED_SUFFIX = ".skipped.json"
 
 
 def tsne_embedding(
